@@ -1,0 +1,79 @@
+//! Pieces shared by pages: navigation, error and form-result messages.
+
+use engine::{Me, Role};
+use leptos::prelude::*;
+use leptos_router::hooks::use_location;
+
+use crate::error::AppError;
+
+pub type MeResource = Resource<Result<Option<Me>, AppError>>;
+
+pub fn use_me() -> MeResource {
+    expect_context::<MeResource>()
+}
+
+#[component]
+pub fn Nav() -> impl IntoView {
+    let me = use_me();
+    let location = use_location();
+    let theme_href = move || format!("/theme?next={}", urlencode(&location.pathname.get()));
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">"Modelwatch"</a>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match me.await {
+                        Ok(Some(me)) => view! {
+                            <nav class="mainnav">
+                                <a href="/">"Models"</a>
+                                {(me.role == Role::Admin).then(|| view! {
+                                    <a href="/admin/models">"Admin: models"</a>
+                                    <a href="/admin/users">"Admin: users"</a>
+                                })}
+                            </nav>
+                            <div class="account">
+                                <a href="/account" class="who" data-testid="whoami">{me.username.clone()}" · "{me.role.to_string()}</a>
+                                <form method="post" action="/auth/logout" class="inline">
+                                    <button type="submit" class="link">"Log out"</button>
+                                </form>
+                            </div>
+                        }.into_any(),
+                        _ => view! { <nav class="mainnav"></nav> }.into_any(),
+                    }
+                })}
+            </Suspense>
+            <a class="theme" rel="external" href=theme_href title="Switch light/dark theme">"◐"</a>
+        </header>
+    }
+}
+
+/// An error from a server function, with a way out when the session has ended.
+#[component]
+pub fn ErrorNote(error: AppError) -> impl IntoView {
+    let login = error.is_unauthenticated();
+    view! {
+        <div class="error" role="alert">
+            <strong>{error.message.clone()}</strong>
+            {error.field.clone().map(|f| view! { <span class="field">" (" {f} ")"</span> })}
+            {login.then(|| view! { " " <a href="/login" rel="external">"Log in"</a> })}
+        </div>
+    }
+}
+
+/// The outcome of the last submission of a form.
+#[component]
+pub fn ActionResult<T: Clone + Send + Sync + 'static>(
+    value: Signal<Option<Result<T, AppError>>>,
+    ok: &'static str,
+) -> impl IntoView {
+    move || match value.get() {
+        Some(Ok(_)) => view! { <p class="ok" role="status">{ok}</p> }.into_any(),
+        Some(Err(e)) => view! { <ErrorNote error=e/> }.into_any(),
+        None => ().into_any(),
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn urlencode(s: &str) -> String {
+    urlencoding::encode(s).into_owned()
+}

@@ -1,0 +1,89 @@
+//! Modelwatch's web UI: the HTML shell, the routes, and the pages. Pages get data only through
+//! the server functions in `api`, which authorise every call on the server.
+
+pub mod api;
+mod components;
+pub mod error;
+mod pages;
+#[cfg(feature = "ssr")]
+pub mod session;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::SsrMode;
+use leptos_router::path;
+
+use crate::components::Nav;
+use crate::pages::*;
+
+/// Name of the browser bundle files under `/pkg/`: `modelwatch.js`, `modelwatch_bg.wasm`, `modelwatch.css`.
+pub const BUNDLE_NAME: &str = "modelwatch";
+
+/// The document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    let theme = {
+        set_security_policy();
+        use_context::<http::request::Parts>()
+            .and_then(|p| session::cookie_value(&p.headers, session::THEME_COOKIE))
+            .filter(|t| t == "dark" || t == "light")
+    };
+    #[cfg(not(feature = "ssr"))]
+    let theme: Option<String> = None;
+    view! {
+        <!DOCTYPE html>
+        <html lang="en" data-theme=theme>
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// A per-request Content-Security-Policy whose nonce admits only our own hydration script.
+#[cfg(feature = "ssr")]
+fn set_security_policy() {
+    if let (Some(nonce), Some(resp)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) {
+        let policy = format!(
+            "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+             img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; \
+             form-action 'self'; object-src 'none'"
+        );
+        if let Ok(v) = http::HeaderValue::from_str(&policy) {
+            resp.insert_header(http::header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Who is signed in; read by the navigation and by pages that adapt to the role.
+    let me = Resource::new(|| (), |_| api::get_me());
+    provide_context(me);
+    view! {
+        <Stylesheet id="modelwatch" href=format!("/pkg/{BUNDLE_NAME}.css")/>
+        <Router>
+            <Nav/>
+            <main class="page">
+                <Routes fallback=|| view! { <NotFound/> }>
+                    <Route path=path!("/") view=Overview/>
+                    <Route path=path!("/login") view=LoginPage/>
+                    // Async: wait for the model before sending headers, so an unknown or hidden model is a real 404.
+                    <Route path=path!("/models/:name") view=ModelPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/users") view=AdminUsers/>
+                    <Route path=path!("/admin/models") view=AdminModels/>
+                    <Route path=path!("/account") view=AccountPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

@@ -1,0 +1,17 @@
+//! One module per page. Pages render what server functions return and nothing else.
+
+mod account;
+mod admin_models;
+mod admin_users;
+mod login;
+mod model;
+mod not_found;
+mod overview;
+
+pub use account::AccountPage;
+pub use admin_models::AdminModels;
+pub use admin_users::AdminUsers;
+pub use login::LoginPage;
+pub use model::ModelPage;
+pub use not_found::NotFound;
+pub use overview::Overview;

@@ -1,0 +1,31 @@
+//! Modelwatch's domain: accounts, RBAC, the model registry and storage.
+//!
+//! `Engine` is the only entry point the server and the UI's server functions use. Each of its
+//! methods that reads or changes protected data takes a `Principal` and authorises it first,
+//! so no caller can forget to. It knows nothing of HTTP, cookies or HTML.
+//!
+//! Without the `server` feature only `types` and `error` build: the browser bundle shares them.
+
+pub mod error;
+pub mod types;
+
+pub use error::{Error, Result};
+pub use types::*;
+
+#[cfg(feature = "server")]
+pub mod auth;
+#[cfg(feature = "server")]
+mod engine;
+#[cfg(feature = "server")]
+pub mod rbac;
+#[cfg(feature = "server")]
+pub mod store;
+#[cfg(feature = "server")]
+mod validate;
+
+#[cfg(feature = "server")]
+pub use auth::SecretKey;
+#[cfg(feature = "server")]
+pub use engine::*;
+#[cfg(feature = "server")]
+pub use rbac::{Action, Principal};

@@ -1,0 +1,47 @@
+//! Input rules for names and secrets. Each check names the field it refused.
+
+use crate::error::{Error, Result};
+
+pub fn username<'a>(field: &str, s: &'a str) -> Result<&'a str> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 64 {
+        return Err(Error::invalid(field, "username must be 1 to 64 characters"));
+    }
+    if !s.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+        return Err(Error::invalid(field, "username may contain letters, digits and . _ - @ only"));
+    }
+    Ok(s)
+}
+
+pub fn password(field: &str, s: &str) -> Result<()> {
+    let n = s.chars().count();
+    if n < 8 {
+        return Err(Error::invalid(field, "password must be at least 8 characters"));
+    }
+    if s.len() > 1024 {
+        return Err(Error::invalid(field, "password must be at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+/// Model names are what clients send in `model`: e.g. `gpt-4o`, `meta-llama/Llama-3.1-8B`.
+pub fn model_name<'a>(field: &str, s: &'a str) -> Result<&'a str> {
+    let s = s.trim();
+    if s.is_empty() || s.len() > 128 {
+        return Err(Error::invalid(field, "model name must be 1 to 128 characters"));
+    }
+    if !s.chars().all(|c| c.is_ascii_alphanumeric() || "._-:/@+".contains(c)) {
+        return Err(Error::invalid(field, "model name may contain letters, digits and . _ - : / @ + only"));
+    }
+    Ok(s)
+}
+
+pub fn text(field: &str, s: &str, max: usize) -> Result<()> {
+    if s.chars().count() > max {
+        return Err(Error::invalid(field, format!("must be at most {max} characters")));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}

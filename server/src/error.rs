@@ -1,0 +1,31 @@
+//! HTTP errors of the REST API: `{"error": {"code", "message", "field"}}` with the engine's
+//! status codes, and `Retry-After` on 429.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+pub struct ApiError(pub engine::Error);
+
+impl From<engine::Error> for ApiError {
+    fn from(e: engine::Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed");
+        }
+        let body = json!({"error": {"code": e.code(), "message": e.public_message(), "field": e.field()}});
+        let mut resp = (status, Json(body)).into_response();
+        if let engine::Error::TooManyRequests { retry_after_secs } = e {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        resp
+    }
+}

@@ -1,0 +1,8 @@
+//! The HTTP surface: health, session routes, the REST API, the browser bundle and the UI.
+
+pub mod api;
+pub mod auth;
+pub mod health;
+mod middleware;
+
+pub use middleware::{require_login_for_pages, security_headers};

@@ -1,0 +1,150 @@
+//! Building the application: open the engine, create the first admin, assemble the router and
+//! bind the listener. Tests call `Application::build` with port 0 and a fresh database.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use axum::Router;
+use engine::{AuthSettings, Engine};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::routes;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub leptos_options: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    pub engine: Engine,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> Result<Application> {
+        let engine = Engine::open(&config.database_url, &config.secret, AuthSettings::default())
+            .await
+            .with_context(|| format!("cannot open the database ({})", redact_url(&config.database_url)))?;
+        match engine.bootstrap_admin(config.admin_password.as_deref()).await? {
+            Some(generated) => {
+                // Printed once, on the first start only; never logged again.
+                eprintln!(
+                    "\n  First start: created user 'admin' with password {generated}\n  \
+                     Log in at http://{} (change it under Account).\n",
+                    display_addr(config.listen)
+                );
+            }
+            None if config.admin_password.is_some() => {
+                eprintln!("\n  Log in at http://{} as 'admin' with MODELWATCH_ADMIN_PASSWORD.\n", display_addr(config.listen))
+            }
+            None => {}
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (set --listen or MODELWATCH_LISTEN)", config.listen))?;
+        let router = router(engine.clone(), listener.local_addr()?);
+        Ok(Application { listener, router, engine })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+        let addr = self.local_addr();
+        tracing::info!(%addr, database = self.engine.backend(), "Modelwatch listening on http://{}", display_addr(addr));
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn router(engine: Engine, addr: SocketAddr) -> Router {
+    let leptos_options = LeptosOptions::builder()
+        .output_name(app::BUNDLE_NAME)
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .env(leptos_config_env())
+        .build();
+    let state = AppState { engine: engine.clone(), leptos_options: leptos_options.clone() };
+    let routes = generate_route_list(app::App);
+    let context = {
+        let engine = engine.clone();
+        move || provide_context(engine.clone())
+    };
+
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/auth/login", post(routes::auth::login))
+        .route("/auth/logout", post(routes::auth::logout))
+        .route("/theme", get(routes::auth::toggle_theme))
+        .route("/api/v1/me", get(routes::api::me))
+        .route("/api/v1/models", get(routes::api::list_models))
+        .route("/api/v1/models/{name}", get(routes::api::get_model))
+        .route("/pkg/{*path}", get(crate::assets::pkg))
+        .leptos_routes_with_context(&state, routes, context.clone(), {
+            let options = leptos_options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), routes::require_login_for_pages))
+        .layer(axum::middleware::from_fn(routes::security_headers))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Public files, else the app's 404 page.
+async fn fallback(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(resp) = crate::assets::public_file(req.uri().path()).await {
+        return resp;
+    }
+    let engine = state.engine.clone();
+    let options = state.leptos_options.clone();
+    let handler = leptos_axum::render_app_to_stream_with_context(
+        move || provide_context(engine.clone()),
+        move || app::shell(options.clone()),
+    );
+    handler(req).await.into_response()
+}
+
+fn leptos_config_env() -> leptos::config::Env {
+    if cfg!(debug_assertions) { leptos::config::Env::DEV } else { leptos::config::Env::PROD }
+}
+
+fn display_addr(addr: SocketAddr) -> String {
+    addr.to_string().replace("0.0.0.0", "127.0.0.1")
+}
+
+/// A database URL without its password, for error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
