@@ -99,9 +99,9 @@ run_tests() {
   log "Rust tests (engine, app, server; SQLite and Postgres)"
   # Per package: a workspace-wide build would enable the ssr and hydrate features together.
   local status=0
-  cargo test -p engine --features server 2>&1 | tee -a "$out" || status=1
-  cargo test -p app --features ssr 2>&1 | tee -a "$out" || status=1
-  cargo test -p modelwatch 2>&1 | tee -a "$out" || status=1
+  timeout 1200 cargo test --no-fail-fast -p engine --features server 2>&1 | tee -a "$out" || status=1
+  timeout 1200 cargo test --no-fail-fast -p app --features ssr 2>&1 | tee -a "$out" || status=1
+  timeout 1200 cargo test --no-fail-fast -p modelwatch 2>&1 | tee -a "$out" || status=1
   log "browser tests (Chromium)"
   cargo build -p modelwatch
   (cd end2end && MODELWATCH_BIN="$ROOT/target/debug/modelwatch" node --test --test-reporter=spec tests/) 2>&1 | tee -a "$out" || status=1

@@ -1,21 +1,12 @@
 //! `modelwatch`: the server and its administration commands.
 
-mod assets;
-mod cli;
-mod config;
-mod error;
-mod routes;
-mod startup;
-mod telemetry;
-mod users;
-
 use std::process::ExitCode;
 
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
-use crate::config::Config;
-use crate::startup::Application;
+use modelwatch::cli::{Cli, Command};
+use modelwatch::config::Config;
+use modelwatch::startup::Application;
+use modelwatch::{telemetry, users};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

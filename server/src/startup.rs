@@ -39,24 +39,27 @@ impl Application {
         let engine = Engine::open(&config.database_url, &config.secret, AuthSettings::default())
             .await
             .with_context(|| format!("cannot open the database ({})", redact_url(&config.database_url)))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (set --listen or MODELWATCH_LISTEN)", config.listen))?;
+        let addr = listener.local_addr()?;
         match engine.bootstrap_admin(config.admin_password.as_deref()).await? {
             Some(generated) => {
                 // Printed once, on the first start only; never logged again.
                 eprintln!(
                     "\n  First start: created user 'admin' with password {generated}\n  \
                      Log in at http://{} (change it under Account).\n",
-                    display_addr(config.listen)
+                    display_addr(addr)
                 );
             }
-            None if config.admin_password.is_some() => {
-                eprintln!("\n  Log in at http://{} as 'admin' with MODELWATCH_ADMIN_PASSWORD.\n", display_addr(config.listen))
-            }
-            None => {}
+            None => eprintln!(
+                "\n  Log in at http://{} (the first user is 'admin'; its first password was \
+                 MODELWATCH_ADMIN_PASSWORD or printed at the first start).\n  \
+                 Lost it? Run: modelwatch user passwd admin\n",
+                display_addr(addr)
+            ),
         }
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (set --listen or MODELWATCH_LISTEN)", config.listen))?;
-        let router = router(engine.clone(), listener.local_addr()?);
+        let router = router(engine.clone(), addr);
         Ok(Application { listener, router, engine })
     }
 

@@ -1,0 +1,11 @@
+//! The Modelwatch server: configuration, startup, the HTTP routes and the CLI commands.
+//! A library so integration tests can start the real application on port 0.
+
+mod assets;
+pub mod cli;
+pub mod config;
+mod error;
+mod routes;
+pub mod startup;
+pub mod telemetry;
+pub mod users;

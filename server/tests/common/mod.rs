@@ -1,0 +1,168 @@
+//! Shared test harness: every test gets the real application on port 0 with its own fresh
+//! database (a temp SQLite file, or a new database in the throwaway Postgres that
+//! `./dev.sh test` starts), and real HTTP clients with cookie stores.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use engine::SecretKey;
+use modelwatch::config::Config;
+use modelwatch::startup::Application;
+use reqwest::redirect::Policy;
+use sqlx::Connection;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const SECRET: &[u8] = b"test-secret-key-test-secret-key-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub engine: engine::Engine,
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Runs the same async test body against SQLite and Postgres.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = common::spawn_app(common::Backend::Sqlite).await.expect("sqlite always runs");
+                ($body)(app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = common::spawn_app(common::Backend::Postgres).await {
+                    ($body)(app).await;
+                }
+            }
+        }
+    };
+}
+
+/// A database URL for a fresh database, or `None` when Postgres is not available and not required.
+pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}", dir.join("modelwatch.db").display())),
+        Backend::Postgres => {
+            let Ok(admin_url) = std::env::var("MODELWATCH_TEST_POSTGRES_URL") else {
+                if std::env::var("MODELWATCH_REQUIRE_POSTGRES").is_ok() {
+                    panic!("MODELWATCH_REQUIRE_POSTGRES is set but MODELWATCH_TEST_POSTGRES_URL is not");
+                }
+                eprintln!("skipping the Postgres half: MODELWATCH_TEST_POSTGRES_URL is not set (./dev.sh test sets it)");
+                return None;
+            };
+            let name = format!("mw_test_{}", rand::random::<u64>());
+            let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("connect to test Postgres");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+            let base = admin_url.rsplit_once('/').expect("URL has a database").0;
+            Some(format!("{base}/{name}"))
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(backend, dir.path()).await?;
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.clone(),
+        secret: SecretKey::new(SECRET.to_vec()).unwrap(),
+        admin_password: Some(ADMIN_PASSWORD.to_string()),
+    };
+    let app = Application::build(&config).await.expect("application starts");
+    let addr = app.local_addr();
+    let engine = app.engine.clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    Some(TestApp { addr, base: format!("http://{addr}"), engine, database_url, _dir: dir })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A browser-like client: cookie store, redirects not followed (tests look at them).
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
+    }
+
+    /// Posts the login form; returns the response (303 on success and failure alike).
+    pub async fn post_login(&self, client: &reqwest::Client, user: &str, password: &str) -> reqwest::Response {
+        client
+            .post(self.url("/auth/login"))
+            .form(&[("username", user), ("password", password), ("next", "/")])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A client with a session for `user`; panics when the login fails.
+    pub async fn login(&self, user: &str, password: &str) -> reqwest::Client {
+        let client = self.client();
+        let resp = self.post_login(&client, user, password).await;
+        assert_eq!(resp.status(), 303);
+        let location = resp.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(location, "/", "login of {user} failed: redirected to {location}");
+        client
+    }
+
+    pub async fn admin(&self) -> reqwest::Client {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    /// Calls a server function the way an `ActionForm` with JavaScript does (form in, JSON out).
+    pub async fn call(&self, client: &reqwest::Client, name: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        client
+            .post(self.url(&format!("/fn/{name}")))
+            .header("accept", "application/json")
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Calls a server function and returns its JSON body, asserting success.
+    pub async fn call_ok(&self, client: &reqwest::Client, name: &str, form: &[(&str, &str)]) -> serde_json::Value {
+        let resp = self.call(client, name, form).await;
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert!(status.is_success(), "{name} failed with {status}: {body}");
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Creates a user through the admin server function and returns its id.
+    pub async fn create_user(&self, admin: &reqwest::Client, name: &str, role: &str, password: &str) -> i64 {
+        self.call_ok(admin, "create_user", &[("username", name), ("role", role), ("password", password)]).await;
+        let users = self.call_ok(admin, "list_users", &[]).await;
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["user"]["username"] == name)
+            .map(|u| u["user"]["id"].as_i64().unwrap())
+            .expect("created user is listed")
+    }
+
+    pub async fn create_model(&self, admin: &reqwest::Client, name: &str) {
+        self.call_ok(admin, "create_model", &[("name", name)]).await;
+    }
+
+    pub async fn grant(&self, admin: &reqwest::Client, user_id: i64, model: &str, payloads: bool) {
+        let id = user_id.to_string();
+        let mut form = vec![("user_id", id.as_str()), ("model", model)];
+        if payloads {
+            form.push(("view_payloads", "on"));
+        }
+        self.call_ok(admin, "grant_model", &form).await;
+    }
+}

@@ -1,0 +1,167 @@
+//! The RBAC matrix: every protected route and server function, for each kind of caller.
+//! Runs on SQLite and Postgres.
+
+mod common;
+
+use common::TestApp;
+use reqwest::Client;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Admin,
+    Editor,        // editor with a grant on m1
+    Viewer,        // viewer with a grant on m1
+    ViewerNoGrant, // viewer without grants
+    Anonymous,
+}
+use Who::*;
+const EVERYONE: [Who; 5] = [Admin, Editor, Viewer, ViewerNoGrant, Anonymous];
+
+enum Call {
+    Get(&'static str),
+    Fn(&'static str, Vec<(&'static str, String)>),
+}
+
+struct Case {
+    call: Call,
+    /// Expected status for Admin, Editor, Viewer, ViewerNoGrant, Anonymous.
+    expect: [u16; 5],
+}
+
+async fn status(app: &TestApp, client: &Client, call: &Call) -> u16 {
+    match call {
+        Call::Get(path) => client.get(app.url(path)).send().await.unwrap().status().as_u16(),
+        Call::Fn(name, form) => {
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.call(client, name, &form).await.status().as_u16()
+        }
+    }
+}
+
+fn names(v: &serde_json::Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_string()).collect()
+}
+
+both_backends!(matrix, |app: TestApp| async move {
+    let admin = app.admin().await;
+    app.create_model(&admin, "m1").await;
+    app.create_model(&admin, "m2").await;
+    let editor_id = app.create_user(&admin, "ed", "editor", "editor-password").await;
+    let viewer_id = app.create_user(&admin, "vi", "viewer", "viewer-password").await;
+    let bare_id = app.create_user(&admin, "bare", "viewer", "bare-password").await;
+    let target_id = app.create_user(&admin, "target", "viewer", "target-password").await;
+    app.grant(&admin, editor_id, "m1", false).await;
+    app.grant(&admin, viewer_id, "m1", true).await;
+
+    let clients = [
+        admin.clone(),
+        app.login("ed", "editor-password").await,
+        app.login("vi", "viewer-password").await,
+        app.login("bare", "bare-password").await,
+        app.client(),
+    ];
+
+    // What each caller sees in lists: only granted models, never others.
+    let expected_lists: [&[&str]; 4] = [&["m1", "m2"], &["m1"], &["m1"], &[]];
+    for (i, expected) in expected_lists.iter().enumerate() {
+        let api: serde_json::Value = clients[i].get(app.url("/api/v1/models")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(names(&api), *expected, "REST list for {:?}", EVERYONE[i]);
+        let via_fn = app.call_ok(&clients[i], "list_models", &[]).await;
+        assert_eq!(names(&via_fn), *expected, "server fn list for {:?}", EVERYONE[i]);
+    }
+
+    let t = target_id.to_string();
+    let b = bare_id.to_string();
+    let cases = vec![
+        Case { call: Call::Get("/api/v1/me"), expect: [200, 200, 200, 200, 401] },
+        Case { call: Call::Get("/api/v1/models"), expect: [200, 200, 200, 200, 401] },
+        Case { call: Call::Get("/api/v1/models/m1"), expect: [200, 200, 200, 404, 401] },
+        Case { call: Call::Get("/api/v1/models/m2"), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Get("/api/v1/models/absent"), expect: [404, 404, 404, 404, 401] },
+        Case { call: Call::Fn("me", vec![]), expect: [200, 200, 200, 200, 200] },
+        Case { call: Call::Fn("list_models", vec![]), expect: [200, 200, 200, 200, 401] },
+        Case { call: Call::Fn("get_model", vec![("name", "m1".into())]), expect: [200, 200, 200, 404, 401] },
+        Case { call: Call::Fn("get_model", vec![("name", "m2".into())]), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Fn("model_grants", vec![("name", "m1".into())]), expect: [200, 403, 403, 403, 401] },
+        Case {
+            call: Call::Fn("update_model", vec![("name", "m1".into()), ("display_name", "M one".into()), ("description", "".into())]),
+            expect: [200, 403, 403, 403, 401],
+        },
+        Case { call: Call::Fn("list_users", vec![]), expect: [200, 403, 403, 403, 401] },
+        Case {
+            call: Call::Fn("update_user", vec![("id", t.clone()), ("role", "viewer".into())]),
+            expect: [200, 403, 403, 403, 401],
+        },
+        Case {
+            call: Call::Fn("reset_password", vec![("id", t.clone()), ("password", "target-password-2".into())]),
+            expect: [200, 403, 403, 403, 401],
+        },
+        Case {
+            call: Call::Fn("grant_model", vec![("user_id", b.clone()), ("model", "m2".into())]),
+            expect: [200, 403, 403, 403, 401],
+        },
+        Case {
+            call: Call::Fn("revoke_model", vec![("user_id", b.clone()), ("model", "m2".into())]),
+            expect: [200, 403, 403, 403, 401],
+        },
+    ];
+    for case in &cases {
+        for (i, who) in EVERYONE.iter().enumerate() {
+            let got = status(&app, &clients[i], &case.call).await;
+            let what = match &case.call {
+                Call::Get(p) => format!("GET {p}"),
+                Call::Fn(n, f) => format!("fn {n} {f:?}"),
+            };
+            assert_eq!(got, case.expect[i], "{what} as {who:?}");
+        }
+    }
+
+    // Creating things: each caller tries with its own name so the admin's success does not
+    // turn the others' answers into conflicts.
+    for (i, who) in EVERYONE.iter().enumerate() {
+        let expect = if *who == Admin { 200 } else if *who == Anonymous { 401 } else { 403 };
+        let name = format!("new-{i}");
+        let got = status(&app, &clients[i], &Call::Fn("create_model", vec![("name", name.clone())])).await;
+        assert_eq!(got, expect, "create_model as {who:?}");
+        let got = status(
+            &app,
+            &clients[i],
+            &Call::Fn("create_user", vec![("username", name), ("role", "admin".into()), ("password", "whatever-123".into())]),
+        )
+        .await;
+        assert_eq!(got, expect, "create_user as {who:?}");
+    }
+    // Nothing a refused caller tried took effect.
+    let models = names(&app.call_ok(&admin, "list_models", &[]).await);
+    assert!(models.contains(&"new-0".to_string()));
+    assert!(!models.iter().any(|m| m.starts_with("new-") && m != "new-0"), "{models:?}");
+    let grants = app.call_ok(&admin, "model_grants", &[("name", "m2")]).await;
+    assert!(grants.as_array().unwrap().is_empty(), "grant by admin then revoke by admin: none left");
+
+    // Pages: anonymous visitors are sent to the login page; hidden models are 404 pages.
+    for path in ["/", "/models/m1", "/admin/users", "/account"] {
+        let resp = clients[4].get(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert!(resp.headers()["location"].to_str().unwrap().starts_with("/login?next="));
+    }
+    let page = |i: usize, path: &'static str| {
+        let c = clients[i].clone();
+        let url = app.url(path);
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(page(2, "/models/m1").await.0, 200);
+    let (code, body) = page(2, "/models/m2").await;
+    assert_eq!(code, 404);
+    assert!(!body.contains("data-testid=\"model-title\""));
+    // The admin page renders for a viewer, but without any user data in it.
+    let (_, body) = page(2, "/admin/users").await;
+    assert!(!body.contains("user-admin") && !body.contains("target"), "viewer saw user data");
+    let (_, body) = page(0, "/admin/users").await;
+    assert!(body.contains("user-target"), "admin sees users");
+    // A viewer's overview lists only the granted model.
+    let (_, body) = page(2, "/").await;
+    assert!(body.contains("/models/m1") && !body.contains("/models/m2"));
+});
