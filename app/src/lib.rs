@@ -74,14 +74,17 @@ pub fn App() -> impl IntoView {
         <Router>
             <Nav/>
             <main class="page">
+                // Every page renders in SsrMode::Async: the server waits for the data and sends
+                // complete HTML. Out-of-order streaming would need JavaScript to slot the data
+                // in (pages must work without it), and could not set a 404 status after the
+                // head was sent.
                 <Routes fallback=|| view! { <NotFound/> }>
-                    <Route path=path!("/") view=Overview/>
-                    <Route path=path!("/login") view=LoginPage/>
-                    // Async: wait for the model before sending headers, so an unknown or hidden model is a real 404.
+                    <Route path=path!("/") view=Overview ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name") view=ModelPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/users") view=AdminUsers/>
-                    <Route path=path!("/admin/models") view=AdminModels/>
-                    <Route path=path!("/account") view=AccountPage/>
+                    <Route path=path!("/admin/users") view=AdminUsers ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/models") view=AdminModels ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -125,7 +125,7 @@ async fn fallback(
     }
     let engine = state.engine.clone();
     let options = state.leptos_options.clone();
-    let handler = leptos_axum::render_app_to_stream_with_context(
+    let handler = leptos_axum::render_app_async_with_context(
         move || provide_context(engine.clone()),
         move || app::shell(options.clone()),
     );
