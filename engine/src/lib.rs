@@ -21,6 +21,9 @@ pub mod rbac;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod testing;
+#[cfg(feature = "server")]
 mod validate;
 
 #[cfg(feature = "server")]

@@ -9,16 +9,11 @@ use engine::SecretKey;
 use modelwatch::config::Config;
 use modelwatch::startup::Application;
 use reqwest::redirect::Policy;
-use sqlx::Connection;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 pub const SECRET: &[u8] = b"test-secret-key-test-secret-key-0123456789";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use engine::testing::Backend;
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -49,30 +44,9 @@ macro_rules! both_backends {
     };
 }
 
-/// A database URL for a fresh database, or `None` when Postgres is not available and not required.
-pub async fn fresh_database(backend: Backend, dir: &std::path::Path) -> Option<String> {
-    match backend {
-        Backend::Sqlite => Some(format!("sqlite://{}", dir.join("modelwatch.db").display())),
-        Backend::Postgres => {
-            let Ok(admin_url) = std::env::var("MODELWATCH_TEST_POSTGRES_URL") else {
-                if std::env::var("MODELWATCH_REQUIRE_POSTGRES").is_ok() {
-                    panic!("MODELWATCH_REQUIRE_POSTGRES is set but MODELWATCH_TEST_POSTGRES_URL is not");
-                }
-                eprintln!("skipping the Postgres half: MODELWATCH_TEST_POSTGRES_URL is not set (./dev.sh test sets it)");
-                return None;
-            };
-            let name = format!("mw_test_{}", rand::random::<u64>());
-            let mut conn = sqlx::PgConnection::connect(&admin_url).await.expect("connect to test Postgres");
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
-            let base = admin_url.rsplit_once('/').expect("URL has a database").0;
-            Some(format!("{base}/{name}"))
-        }
-    }
-}
-
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = fresh_database(backend, dir.path()).await?;
+    let database_url = engine::testing::fresh_database_url(backend, dir.path()).await?;
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
