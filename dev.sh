@@ -77,8 +77,11 @@ start_postgres() {
   local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   log "starting a throwaway Postgres on 127.0.0.1:$port"
   "${run[@]}" "$bin/initdb" -D "$PG_TMP/data" -A trust -U postgres >/dev/null
+  # A self-signed certificate, so the tests also connect with sslmode=require.
+  "${run[@]}" openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -keyout "$PG_TMP/data/server.key" -out "$PG_TMP/data/server.crt" >/dev/null 2>&1
   "${run[@]}" "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w start \
-    -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" >/dev/null
+    -o "-p $port -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300 -c ssl=on" >/dev/null
   export MODELWATCH_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   PG_RUN=("${run[@]}"); PG_BIN=$bin
   trap stop_postgres EXIT
