@@ -35,15 +35,23 @@ ensure_rust_tools() {
 }
 
 # The browser bundle: target/site/pkg/modelwatch{.js,_bg.wasm,.css} plus public/.
+# Files are replaced only when their content changed: the release binary embeds target/site,
+# and a new mtime alone would make cargo rebuild it on every run.
 build_site() {
   ensure_rust_tools
   log "building the browser bundle"
   cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-release
-  mkdir -p "$SITE/pkg"
-  wasm-bindgen --target web --no-typescript --out-dir "$SITE/pkg" --out-name modelwatch \
-    target/wasm32-unknown-unknown/wasm-release/frontend.wasm
-  cp style/modelwatch.css "$SITE/pkg/modelwatch.css"
-  cp -R public/. "$SITE/"
+  local stage="$ROOT/target/site-stage"
+  rm -rf "$stage" && mkdir -p "$stage/pkg"
+  wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+    --out-dir "$stage/pkg" --out-name modelwatch target/wasm32-unknown-unknown/wasm-release/frontend.wasm
+  cp style/modelwatch.css "$stage/pkg/modelwatch.css"
+  cp -R public/. "$stage/"
+  (cd "$stage" && find . -type f) | while read -r f; do
+    if ! cmp -s "$stage/$f" "$SITE/$f"; then
+      mkdir -p "$(dirname "$SITE/$f")" && cp "$stage/$f" "$SITE/$f"
+    fi
+  done
 }
 
 build_release() {
