@@ -55,14 +55,26 @@ pub fn set_status(code: u16) {
     }
 }
 
-/// The engine and the authenticated caller of the current request, or 401.
+/// The caller named by the request's session cookie, or `Unauthenticated`. The one place where
+/// a session cookie becomes a `Principal`, for server functions, API routes and the middleware.
+pub async fn authenticate_headers(engine: &Engine, headers: &HeaderMap) -> engine::Result<Principal> {
+    let token = session_token(headers).ok_or(engine::Error::Unauthenticated)?;
+    engine.authenticate(&token).await
+}
+
+/// The engine and the authenticated caller of the current request, or 401. A page request
+/// already authenticated by the server's login middleware carries its `Principal` in the
+/// request extensions (only server code can put it there), so a page's server functions do
+/// not look the session up again.
 pub async fn caller() -> Result<(Engine, Principal), AppError> {
     let engine = use_context::<Engine>()
         .ok_or_else(|| AppError::from(engine::Error::Internal("engine missing from context".into())))?;
     let parts = use_context::<http::request::Parts>()
         .ok_or_else(|| AppError::from(engine::Error::Internal("request missing from context".into())))?;
-    let token = session_token(&parts.headers).ok_or_else(|| AppError::from(engine::Error::Unauthenticated))?;
-    let principal = engine.authenticate(&token).await?;
+    if let Some(principal) = parts.extensions.get::<Principal>() {
+        return Ok((engine, principal.clone()));
+    }
+    let principal = authenticate_headers(&engine, &parts.headers).await?;
     Ok((engine, principal))
 }
 

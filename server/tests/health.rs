@@ -106,18 +106,8 @@ async fn postgres_over_tls() {
     let Some(url) = engine::testing::fresh_database_url(common::Backend::Postgres, dir.path()).await else {
         return;
     };
-    let url = format!("{url}?sslmode=require");
-    let config = modelwatch::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: url,
-        secret: engine::SecretKey::new(common::SECRET.to_vec()).unwrap(),
-        admin_password: Some(common::ADMIN_PASSWORD.to_string()),
-    };
-    let app = modelwatch::startup::Application::build(&config).await.expect("starts over TLS");
-    let addr = app.local_addr();
-    tokio::spawn(app.run_until(std::future::pending()));
-    let body: serde_json::Value =
-        reqwest::get(format!("http://{addr}/readyz")).await.unwrap().json().await.unwrap();
+    let app = common::spawn_app_at(dir, format!("{url}?sslmode=require")).await;
+    let body: serde_json::Value = app.client().get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(body["status"], "ready");
     assert_eq!(body["database"], "postgres");
 }

@@ -10,9 +10,8 @@ use engine::{Me, Model, Principal};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
-pub async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let token = app::session::session_token(headers).ok_or(engine::Error::Unauthenticated)?;
-    Ok(state.engine.authenticate(&token).await?)
+async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    Ok(app::session::authenticate_headers(&state.engine, headers).await?)
 }
 
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {

@@ -35,23 +35,27 @@ fn is_page(path: &str) -> bool {
     !NOT_PAGES.iter().any(|p| path.starts_with(p)) && !last.contains('.')
 }
 
-pub async fn require_login_for_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::GET {
+/// Sends visitors without a session from pages to the login page (and signed-in users away
+/// from it). Only pages and `/login` are looked at, so assets and APIs cost no session lookup.
+/// The caller found for a page is kept in the request for the page's server functions.
+pub async fn require_login_for_pages(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if req.method() != Method::GET || !(path == "/login" || is_page(path)) {
         return next.run(req).await;
     }
-    let path = req.uri().path().to_string();
-    let signed_in = match app::session::session_token(req.headers()) {
-        Some(token) => state.engine.authenticate(&token).await.is_ok(),
-        None => false,
-    };
-    if path == "/login" && signed_in {
-        return redirect("/");
+    let principal = app::session::authenticate_headers(&state.engine, req.headers()).await.ok();
+    match principal {
+        Some(_) if req.uri().path() == "/login" => redirect("/"),
+        Some(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        None if req.uri().path() == "/login" => next.run(req).await,
+        None => {
+            let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            redirect(&format!("/login?next={}", urlencoding::encode(target)))
+        }
     }
-    if is_page(&path) && !signed_in {
-        let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        return redirect(&format!("/login?next={}", urlencoding::encode(target)));
-    }
-    next.run(req).await
 }
 
 fn redirect(location: &str) -> Response {

@@ -47,6 +47,11 @@ macro_rules! both_backends {
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = engine::testing::fresh_database_url(backend, dir.path()).await?;
+    Some(spawn_app_at(dir, database_url).await)
+}
+
+/// The application on `database_url` (e.g. a fresh database with extra URL options).
+pub async fn spawn_app_at(dir: tempfile::TempDir, database_url: String) -> TestApp {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
@@ -57,7 +62,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     let addr = app.local_addr();
     let engine = app.engine.clone();
     tokio::spawn(app.run_until(std::future::pending()));
-    Some(TestApp { addr, base: format!("http://{addr}"), engine, database_url, _dir: dir })
+    TestApp { addr, base: format!("http://{addr}"), engine, database_url, _dir: dir }
 }
 
 impl TestApp {
