@@ -56,7 +56,9 @@ pub struct Engine {
 }
 
 struct Inner {
-    store: Box<dyn Store>,
+    keys: crate::keys::KeyCache,
+    store: Arc<dyn Store>,
+    ingest: crate::ingest::Ingest,
     signer: TokenSigner,
     throttle: LoginThrottle,
     settings: AuthSettings,
@@ -65,10 +67,23 @@ struct Inner {
 impl Engine {
     /// Opens (and migrates) the database at `database_url`.
     pub async fn open(database_url: &str, secret: &SecretKey, settings: AuthSettings) -> Result<Engine> {
-        let store = store::open(database_url).await?;
+        Engine::open_with(database_url, secret, settings, crate::ingest::IngestSettings::default()).await
+    }
+
+    /// Opens the database and starts the ingest writer with the given settings.
+    pub async fn open_with(
+        database_url: &str,
+        secret: &SecretKey,
+        settings: AuthSettings,
+        ingest: crate::ingest::IngestSettings,
+    ) -> Result<Engine> {
+        let store: Arc<dyn Store> = Arc::from(store::open(database_url).await?);
+        let ingest = crate::ingest::Ingest::start(store.clone(), ingest).await?;
         Ok(Engine {
             inner: Arc::new(Inner {
+                keys: Default::default(),
                 store,
+                ingest,
                 signer: TokenSigner::new(secret),
                 throttle: LoginThrottle::new(
                     settings.throttle_window_ms,
@@ -88,8 +103,22 @@ impl Engine {
         self.inner.store.ready().await
     }
 
-    fn store(&self) -> &dyn Store {
+    pub(crate) fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
+    }
+
+    pub(crate) fn key_cache(&self) -> &crate::keys::KeyCache {
+        &self.inner.keys
+    }
+
+    /// The write path: parsing, rules and the group-commit writer.
+    pub fn ingest(&self) -> &crate::ingest::Ingest {
+        &self.inner.ingest
+    }
+
+    /// Stops ingest and waits until every acknowledged record is committed.
+    pub async fn shutdown(&self) {
+        self.inner.ingest.shutdown().await;
     }
 
     // ----- first start -------------------------------------------------------------------------

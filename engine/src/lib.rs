@@ -17,6 +17,12 @@ pub mod auth;
 #[cfg(feature = "server")]
 mod engine;
 #[cfg(feature = "server")]
+pub mod ingest;
+#[cfg(feature = "server")]
+mod keys;
+#[cfg(feature = "server")]
+pub mod reads;
+#[cfg(feature = "server")]
 pub mod rbac;
 #[cfg(feature = "server")]
 pub mod store;
@@ -30,5 +36,7 @@ mod validate;
 pub use auth::SecretKey;
 #[cfg(feature = "server")]
 pub use engine::*;
+#[cfg(feature = "server")]
+pub use keys::ApiKeyInput;
 #[cfg(feature = "server")]
 pub use rbac::{Action, Principal};

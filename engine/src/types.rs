@@ -61,6 +61,8 @@ pub struct Model {
     pub display_name: String,
     pub description: String,
     pub created_at: i64,
+    /// Store request/response payloads of this model (API keys can turn capture off too).
+    pub capture_payloads: bool,
 }
 
 /// A user's access to one model.
@@ -93,4 +95,160 @@ pub struct Me {
     pub id: i64,
     pub username: String,
     pub role: Role,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Send logs and metrics.
+    Ingest,
+    /// Read KPIs, logs and `/metrics`.
+    Read,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ingest" => Some(Scope::Ingest),
+            "read" => Some(Scope::Read),
+            _ => None,
+        }
+    }
+}
+
+/// An API key as listed to admins; the secret itself is shown once at creation and never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    /// The key's first characters, enough to recognise it.
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    /// Model names the key is limited to; None means every model.
+    pub models: Option<Vec<String>>,
+    pub capture_payloads: bool,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A model's price per million tokens, in USD. `pattern` is a model name, or a prefix ending in `*`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub pattern: String,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    pub cached_input_per_mtok: f64,
+}
+
+/// A real-time rule applied to log records before they are stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestRule {
+    pub id: i64,
+    pub position: i64,
+    pub name: String,
+    pub enabled: bool,
+    /// Exact model name, a prefix ending in `*`, or empty for every model.
+    pub model: String,
+    pub action: RuleAction,
+}
+
+/// What an ingest rule does. Rollups count every record whatever the rules decide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Do not store matching records. Every condition given must hold.
+    Drop {
+        /// Levels to drop, e.g. ["debug", "trace"]; empty means any level.
+        #[serde(default)]
+        levels: Vec<String>,
+        /// "ok" or "error"; None means either.
+        #[serde(default)]
+        status: Option<String>,
+        /// Drop only records whose metadata has this key ...
+        #[serde(default)]
+        metadata_key: Option<String>,
+        /// ... with this value (compared as text); None means any value.
+        #[serde(default)]
+        metadata_value: Option<String>,
+    },
+    /// Store only a share of successful records; errors and slow calls are always kept.
+    Sample {
+        /// Percentage of successful records to keep, 0–100.
+        keep_percent: f64,
+        /// Records at least this slow (latency_ms) are always kept.
+        #[serde(default)]
+        slow_ms: Option<f64>,
+    },
+    /// Replace personal data in payloads, messages and metadata with placeholders like `[EMAIL]`.
+    Redact {
+        /// Built-in kinds: email, phone, credit_card, secret, ip_address.
+        kinds: Vec<String>,
+        #[serde(default)]
+        custom: Vec<CustomRedaction>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomRedaction {
+    /// Placeholder name: `employee_id` becomes `[EMPLOYEE_ID]`.
+    pub name: String,
+    pub regex: String,
+}
+
+impl RuleAction {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuleAction::Drop { .. } => "drop",
+            RuleAction::Sample { .. } => "sample",
+            RuleAction::Redact { .. } => "redact",
+        }
+    }
+}
+
+/// A stored log record as the read API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogView {
+    pub id: i64,
+    /// UTC epoch milliseconds.
+    pub timestamp: i64,
+    pub model: String,
+    pub model_version: String,
+    pub provider: String,
+    pub environment: String,
+    pub operation: String,
+    pub status: String,
+    pub level: String,
+    pub http_status: Option<i64>,
+    pub latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub cache_hit: bool,
+    pub feedback: Option<i64>,
+    pub error_type: Option<String>,
+    pub message: Option<String>,
+    pub error_message: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Personal data was replaced by placeholders before storing.
+    pub redacted: bool,
+    pub has_payload: bool,
+    pub payload_truncated: bool,
+    /// Present only when asked for and the caller may view payloads.
+    pub request: Option<String>,
+    pub response: Option<String>,
 }

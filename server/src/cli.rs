@@ -29,6 +29,28 @@ pub struct GlobalArgs {
     /// Log format on stderr.
     #[arg(long, env = "MODELWATCH_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}
+
+/// Limits of the ingest API (see docs/ingest.md).
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// Largest request body accepted by the ingest endpoints, in bytes (compressed size); larger gets 413.
+    #[arg(long, env = "MODELWATCH_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+    /// Largest body after gzip decompression, in bytes.
+    #[arg(long, env = "MODELWATCH_MAX_DECOMPRESSED_BYTES", default_value_t = 64 * 1024 * 1024, global = true)]
+    pub max_decompressed_bytes: usize,
+    /// Most records (or metric points) in one request.
+    #[arg(long, env = "MODELWATCH_MAX_BATCH_RECORDS", default_value_t = 10_000, global = true)]
+    pub max_batch_records: usize,
+    /// Records that may wait for the database writer before ingest answers 429.
+    #[arg(long, env = "MODELWATCH_INGEST_QUEUE_RECORDS", default_value_t = 200_000, global = true)]
+    pub ingest_queue_records: usize,
+    /// Request and response text are each cut to this many bytes before storing (flagged as truncated).
+    #[arg(long, env = "MODELWATCH_PAYLOAD_CAP_BYTES", default_value_t = 32 * 1024, global = true)]
+    pub payload_cap_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,6 +66,32 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage API keys for ingest and the read API.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key and print it (shown once; only its hash is stored).
+    Create {
+        /// What the key is for, e.g. "litellm gateway".
+        #[arg(long)]
+        name: String,
+        /// ingest, read, or both (repeat the flag).
+        #[arg(long = "scope", default_values_t = vec!["ingest".to_string()])]
+        scopes: Vec<String>,
+        /// Limit the key to this model (repeat for several); default: every model.
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Do not store request/response payloads sent with this key.
+        #[arg(long)]
+        no_payloads: bool,
+    },
+    /// List keys: name, prefix, scopes, models, creator, last use.
+    List,
+    /// Revoke a key by id; clients using it get 401 at once.
+    Revoke { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,9 @@ pub struct Config {
     pub database_url: String,
     pub secret: SecretKey,
     pub admin_password: Option<String>,
+    pub ingest: engine::ingest::IngestSettings,
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
 }
 
 impl Config {
@@ -47,7 +50,26 @@ impl Config {
                 bail!("{ADMIN_PASSWORD_ENV} must be at least 8 characters long");
             }
         }
-        Ok(Config { listen: args.listen, database_url, secret, admin_password })
+        let i = &args.ingest;
+        if i.max_batch_records == 0 || i.ingest_queue_records < i.max_batch_records {
+            bail!("MODELWATCH_INGEST_QUEUE_RECORDS must be at least MODELWATCH_MAX_BATCH_RECORDS (and both above 0)");
+        }
+        if i.max_body_bytes < 1024 || i.max_decompressed_bytes < i.max_body_bytes {
+            bail!("MODELWATCH_MAX_BODY_BYTES must be at least 1024 and at most MODELWATCH_MAX_DECOMPRESSED_BYTES");
+        }
+        let mut ingest = engine::ingest::IngestSettings::default();
+        ingest.limits.max_records = i.max_batch_records;
+        ingest.writer.queue_records = i.ingest_queue_records;
+        ingest.payload_cap_bytes = i.payload_cap_bytes.max(1);
+        Ok(Config {
+            listen: args.listen,
+            database_url,
+            secret,
+            admin_password,
+            ingest,
+            max_body_bytes: i.max_body_bytes,
+            max_decompressed_bytes: i.max_decompressed_bytes,
+        })
     }
 }
 

@@ -23,8 +23,11 @@ impl IntoResponse for ApiError {
         }
         let body = json!({"error": {"code": e.code(), "message": e.public_message(), "field": e.field()}});
         let mut resp = (status, Json(body)).into_response();
-        if let engine::Error::TooManyRequests { retry_after_secs } = e {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        if let Some(secs) = e.retry_after_secs() {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(e, engine::Error::Unauthenticated) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }

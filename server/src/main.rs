@@ -6,7 +6,7 @@ use clap::Parser;
 use modelwatch::cli::{Cli, Command};
 use modelwatch::config::Config;
 use modelwatch::startup::Application;
-use modelwatch::{telemetry, users};
+use modelwatch::{keys, telemetry, users};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -35,6 +35,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await
         }
         Command::User(cmd) => users::run(&config, cmd).await,
+        Command::Key(cmd) => keys::run(&config, cmd).await,
     }
 }
 

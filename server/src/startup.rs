@@ -20,6 +20,7 @@ use crate::routes;
 pub struct AppState {
     pub engine: Engine,
     pub leptos_options: LeptosOptions,
+    pub limits: routes::ingest::BodyLimits,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -36,7 +37,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: &Config) -> Result<Application> {
-        let engine = Engine::open(&config.database_url, &config.secret, AuthSettings::default())
+        let engine = Engine::open_with(&config.database_url, &config.secret, AuthSettings::default(), config.ingest.clone())
             .await
             .with_context(|| format!("cannot open the database ({})", redact_url(&config.database_url)))?;
         let listener = TcpListener::bind(config.listen)
@@ -59,7 +60,11 @@ impl Application {
                 display_addr(addr)
             ),
         }
-        let router = router(engine.clone(), addr);
+        let limits = routes::ingest::BodyLimits {
+            max_body_bytes: config.max_body_bytes,
+            max_decompressed_bytes: config.max_decompressed_bytes,
+        };
+        let router = router(engine.clone(), addr, limits);
         Ok(Application { listener, router, engine })
     }
 
@@ -74,19 +79,21 @@ impl Application {
         axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await?;
+        // Requests still waiting for a commit were answered above; now flush anything queued.
+        self.engine.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-fn router(engine: Engine, addr: SocketAddr) -> Router {
+fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits) -> Router {
     let leptos_options = LeptosOptions::builder()
         .output_name(app::BUNDLE_NAME)
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .env(leptos_config_env())
         .build();
-    let state = AppState { engine: engine.clone(), leptos_options: leptos_options.clone() };
+    let state = AppState { engine: engine.clone(), leptos_options: leptos_options.clone(), limits };
     let routes = generate_route_list(app::App);
     let context = {
         let engine = engine.clone();
@@ -102,6 +109,11 @@ fn router(engine: Engine, addr: SocketAddr) -> Router {
         .route("/api/v1/me", get(routes::api::me))
         .route("/api/v1/models", get(routes::api::list_models))
         .route("/api/v1/models/{name}", get(routes::api::get_model))
+        .route(
+            "/api/v1/logs",
+            post(routes::ingest::post_logs).get(routes::ingest::get_logs).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/api/v1/metrics", post(routes::ingest::post_metrics).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/pkg/{*path}", get(crate::assets::pkg))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = leptos_options.clone();

@@ -64,7 +64,7 @@ fn read_password() -> Result<String> {
     Ok(pw)
 }
 
-fn explain(e: engine::Error) -> anyhow::Error {
+pub(crate) fn explain(e: engine::Error) -> anyhow::Error {
     match e.field() {
         Some(field) => anyhow::anyhow!("{} ({field})", e.public_message()),
         None => anyhow::anyhow!(e),

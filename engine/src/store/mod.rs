@@ -11,7 +11,8 @@ mod sqlite;
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::types::{Grant, Model, Role, User, UserGrant};
+use crate::ingest::rollup::{MetricAcc, Resolution, RollupAcc, RollupDelta};
+use crate::types::{ApiKey, Grant, IngestRule, Model, Price, Role, Scope, User, UserGrant};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -78,6 +79,327 @@ pub trait Store: Send + Sync + 'static {
     /// Grants a model to a user, or updates the payload permission of an existing grant.
     async fn upsert_grant(&self, user_id: i64, model_id: i64, view_payloads: bool) -> Result<()>;
     async fn delete_grant(&self, user_id: i64, model_id: i64) -> Result<()>;
+
+    async fn set_model_capture(&self, id: i64, capture_payloads: bool) -> Result<()>;
+
+    // ----- write path ---------------------------------------------------------------------------
+    async fn count_series(&self, model_id: i64) -> Result<i64>;
+    async fn series_id(&self, model_id: i64, key: &SeriesKey) -> Result<Option<i64>>;
+    async fn ensure_series(&self, model_id: i64, key: &SeriesKey) -> Result<i64>;
+    async fn series_of_model(&self, model_id: i64) -> Result<Vec<(i64, SeriesKey)>>;
+    /// One transaction: raw rows, payloads, metric points, and the rollup deltas merged in.
+    async fn write_batch(&self, batch: &WriteBatch) -> Result<()>;
+
+    async fn create_api_key(&self, new: NewApiKey<'_>) -> Result<i64>;
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// True when a key was revoked by this call.
+    async fn revoke_api_key(&self, id: i64, now_ms: i64) -> Result<bool>;
+    async fn touch_api_key(&self, id: i64, now_ms: i64) -> Result<()>;
+
+    async fn list_rules(&self) -> Result<Vec<IngestRule>>;
+    async fn create_rule(&self, rule: &IngestRule, now_ms: i64) -> Result<i64>;
+    async fn update_rule(&self, rule: &IngestRule, now_ms: i64) -> Result<bool>;
+    async fn delete_rule(&self, id: i64) -> Result<bool>;
+
+    async fn list_prices(&self) -> Result<Vec<Price>>;
+    async fn upsert_price(&self, price: &Price, now_ms: i64) -> Result<()>;
+    async fn delete_price(&self, pattern: &str) -> Result<bool>;
+
+    // ----- reads used by ingest checks; the dashboards and explorer build on these -------------
+    async fn find_logs(&self, q: &LogQuery) -> Result<Vec<StoredLog>>;
+    async fn count_logs(&self, model_id: i64) -> Result<i64>;
+    async fn payload(&self, log_id: i64) -> Result<Option<Vec<u8>>>;
+    /// Rollup rows of a model in `[from, to)`, all series and error types merged.
+    async fn rollup_total(&self, model_id: i64, res: Resolution, from: i64, to: i64) -> Result<RollupAcc>;
+    async fn metric_rollup_total(&self, model_id: i64, name: &str, res: Resolution, from: i64, to: i64) -> Result<MetricAcc>;
+}
+
+/// The dimensions a log row and its rollups are filed under. Empty strings when not given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SeriesKey {
+    pub provider: String,
+    pub model_version: String,
+    pub environment: String,
+    pub operation: String,
+}
+
+impl SeriesKey {
+    /// Where records go once a model has too many distinct series.
+    pub fn overflow() -> SeriesKey {
+        let o = crate::ingest::writer::OTHER.to_string();
+        SeriesKey { provider: o.clone(), model_version: o.clone(), environment: o.clone(), operation: o }
+    }
+}
+
+/// A raw log row as stored. Bit flags: see `ingest::FLAG_*`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogRow {
+    pub ts: i64,
+    pub model_id: i64,
+    pub series_id: i64,
+    pub flags: i64,
+    pub level: i64,
+    pub http_status: Option<i64>,
+    pub latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub feedback: Option<i64>,
+    pub error_type: Option<String>,
+    pub message: Option<String>,
+    pub error_message: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub metadata: Option<String>,
+    /// Encoded by `ingest::payload`; stored in its own table.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// A stored log row read back, with its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLog {
+    pub id: i64,
+    pub row: LogRow,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricRow {
+    pub ts: i64,
+    pub model_id: i64,
+    pub name: String,
+    pub value: f64,
+    pub labels: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct WriteBatch {
+    pub logs: Vec<LogRow>,
+    pub metrics: Vec<MetricRow>,
+    pub rollups: RollupDelta,
+}
+
+/// A simple log lookup: one model, a time range, optionally one trace id. Newest first.
+#[derive(Debug, Clone)]
+pub struct LogQuery {
+    pub model_id: i64,
+    pub from: i64,
+    pub to: i64,
+    pub trace_id: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey<'a> {
+    pub name: &'a str,
+    pub prefix: &'a str,
+    pub secret_hash: &'a str,
+    pub scopes: &'a [Scope],
+    pub models: Option<&'a [String]>,
+    pub capture_payloads: bool,
+    pub created_by: Option<i64>,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub key: ApiKey,
+    pub secret_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApiKeyRow {
+    pub id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub scopes: String,
+    pub models: Option<String>,
+    pub capture_payloads: bool,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiKeyRow {
+    pub(crate) fn into_record(self) -> ApiKeyRecord {
+        ApiKeyRecord {
+            key: ApiKey {
+                id: self.id,
+                name: self.name,
+                prefix: self.prefix,
+                scopes: self.scopes.split(',').filter_map(Scope::parse).collect(),
+                models: self.models.and_then(|m| serde_json::from_str(&m).ok()),
+                capture_payloads: self.capture_payloads,
+                created_by: self.created_by,
+                created_at: self.created_at,
+                last_used_at: self.last_used_at,
+                revoked_at: self.revoked_at,
+            },
+            secret_hash: self.secret_hash,
+        }
+    }
+}
+
+pub(crate) const API_KEY_SELECT: &str = "SELECT k.id, k.name, k.prefix, k.secret_hash, k.scopes, k.models, k.capture_payloads, \
+     u.username AS created_by, k.created_at, k.last_used_at, k.revoked_at FROM api_keys k LEFT JOIN users u ON u.id = k.created_by";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RuleRow {
+    pub id: i64,
+    pub position: i64,
+    pub name: String,
+    pub enabled: bool,
+    pub model: String,
+    pub config: String,
+}
+
+impl RuleRow {
+    pub(crate) fn into_rule(self) -> Result<IngestRule> {
+        let action = serde_json::from_str(&self.config)
+            .map_err(|e| Error::Storage(format!("ingest rule {} has unreadable settings: {e}", self.id)))?;
+        Ok(IngestRule { id: self.id, position: self.position, name: self.name, enabled: self.enabled, model: self.model, action })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct StoredLogRow {
+    pub id: i64,
+    pub ts: i64,
+    pub model_id: i64,
+    pub series_id: i64,
+    pub flags: i64,
+    pub level: i64,
+    pub http_status: Option<i64>,
+    pub latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub feedback: Option<i64>,
+    pub error_type: Option<String>,
+    pub message: Option<String>,
+    pub error_message: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub metadata: Option<String>,
+}
+
+impl From<StoredLogRow> for StoredLog {
+    fn from(r: StoredLogRow) -> Self {
+        StoredLog {
+            id: r.id,
+            row: LogRow {
+                ts: r.ts,
+                model_id: r.model_id,
+                series_id: r.series_id,
+                flags: r.flags,
+                level: r.level,
+                http_status: r.http_status,
+                latency_ms: r.latency_ms,
+                ttft_ms: r.ttft_ms,
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                cached_tokens: r.cached_tokens,
+                cost_usd: r.cost_usd,
+                feedback: r.feedback,
+                error_type: r.error_type,
+                message: r.message,
+                error_message: r.error_message,
+                user_id: r.user_id,
+                session_id: r.session_id,
+                trace_id: r.trace_id,
+                span_id: r.span_id,
+                metadata: r.metadata,
+                payload: None,
+            },
+        }
+    }
+}
+
+pub(crate) const LOG_COLUMNS: &str = "id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, \
+    input_tokens, output_tokens, cached_tokens, cost_usd, feedback, error_type, message, error_message, user_id, \
+    session_id, trace_id, span_id, metadata";
+
+/// A rollup row as stored, used to merge a delta into it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RollupRow {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub cache_hits: i64,
+    pub stored: i64,
+    pub latency: Option<Vec<u8>>,
+    pub ttft: Option<Vec<u8>>,
+}
+
+impl RollupRow {
+    pub(crate) fn into_acc(self) -> Result<RollupAcc> {
+        use crate::ingest::sketch::Sketch;
+        Ok(RollupAcc {
+            requests: self.requests,
+            errors: self.errors,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cached_tokens: self.cached_tokens,
+            cost_usd: self.cost_usd,
+            cache_hits: self.cache_hits,
+            stored: self.stored,
+            latency: Sketch::decode_opt(self.latency.as_deref())?,
+            ttft: Sketch::decode_opt(self.ttft.as_deref())?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct MetricRollupRow {
+    pub count: i64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub sketch: Option<Vec<u8>>,
+}
+
+impl MetricRollupRow {
+    pub(crate) fn into_acc(self) -> Result<MetricAcc> {
+        Ok(MetricAcc {
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            sketch: crate::ingest::sketch::Sketch::decode_opt(self.sketch.as_deref())?,
+        })
+    }
+}
+
+pub(crate) fn rollup_table(res: Resolution) -> &'static str {
+    match res {
+        Resolution::Minute => "rollups_minute",
+        Resolution::Hour => "rollups_hour",
+    }
+}
+
+pub(crate) fn metric_rollup_table(res: Resolution) -> &'static str {
+    match res {
+        Resolution::Minute => "metric_rollups_minute",
+        Resolution::Hour => "metric_rollups_hour",
+    }
+}
+
+/// Sketch bytes for storage; empty sketches are stored as NULL.
+pub(crate) fn sketch_bytes(s: &crate::ingest::sketch::Sketch) -> Option<Vec<u8>> {
+    (s.count() > 0).then(|| s.encode())
 }
 
 /// Opens the store named by a database URL and applies its migrations.
@@ -130,6 +452,7 @@ pub(crate) struct ModelRow {
     pub display_name: String,
     pub description: String,
     pub created_at: i64,
+    pub capture_payloads: bool,
 }
 
 impl From<ModelRow> for Model {
@@ -140,6 +463,7 @@ impl From<ModelRow> for Model {
             display_name: r.display_name,
             description: r.description,
             created_at: r.created_at,
+            capture_payloads: r.capture_payloads,
         }
     }
 }
@@ -325,12 +649,13 @@ macro_rules! impl_common_store {
                     display_name: new.display_name.to_string(),
                     description: new.description.to_string(),
                     created_at: new.now_ms,
+                    capture_payloads: true,
                 })
             }
 
             async fn model_by_name(&self, name: &str) -> $crate::error::Result<Option<$crate::types::Model>> {
                 Ok(sqlx::query_as::<_, $crate::store::ModelRow>(
-                    "SELECT id, name, display_name, description, created_at FROM models WHERE name = $1",
+                    "SELECT id, name, display_name, description, created_at, capture_payloads FROM models WHERE name = $1",
                 )
                 .bind(name)
                 .fetch_optional(&self.pool)
@@ -340,7 +665,7 @@ macro_rules! impl_common_store {
 
             async fn list_models(&self) -> $crate::error::Result<Vec<$crate::types::Model>> {
                 Ok(sqlx::query_as::<_, $crate::store::ModelRow>(
-                    "SELECT id, name, display_name, description, created_at FROM models ORDER BY name",
+                    "SELECT id, name, display_name, description, created_at, capture_payloads FROM models ORDER BY name",
                 )
                 .fetch_all(&self.pool)
                 .await?
@@ -408,7 +733,293 @@ macro_rules! impl_common_store {
                     .await?;
                 Ok(())
             }
+            async fn set_model_capture(&self, id: i64, capture_payloads: bool) -> $crate::error::Result<()> {
+                sqlx::query("UPDATE models SET capture_payloads = $1 WHERE id = $2")
+                    .bind(capture_payloads)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn count_series(&self, model_id: i64) -> $crate::error::Result<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM series WHERE model_id = $1").bind(model_id).fetch_one(&self.pool).await?)
+            }
+
+            async fn series_id(&self, model_id: i64, key: &$crate::store::SeriesKey) -> $crate::error::Result<Option<i64>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM series WHERE model_id = $1 AND provider = $2 AND model_version = $3 \
+                     AND environment = $4 AND operation = $5",
+                )
+                .bind(model_id)
+                .bind(&key.provider)
+                .bind(&key.model_version)
+                .bind(&key.environment)
+                .bind(&key.operation)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn ensure_series(&self, model_id: i64, key: &$crate::store::SeriesKey) -> $crate::error::Result<i64> {
+                sqlx::query(
+                    "INSERT INTO series (model_id, provider, model_version, environment, operation) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(model_id)
+                .bind(&key.provider)
+                .bind(&key.model_version)
+                .bind(&key.environment)
+                .bind(&key.operation)
+                .execute(&self.pool)
+                .await?;
+                self.series_id(model_id, key)
+                    .await?
+                    .ok_or_else(|| $crate::error::Error::Storage("series vanished after insert".into()))
+            }
+
+            async fn series_of_model(&self, model_id: i64) -> $crate::error::Result<Vec<(i64, $crate::store::SeriesKey)>> {
+                let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+                    "SELECT id, provider, model_version, environment, operation FROM series WHERE model_id = $1 ORDER BY id",
+                )
+                .bind(model_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, provider, model_version, environment, operation)| {
+                        (id, $crate::store::SeriesKey { provider, model_version, environment, operation })
+                    })
+                    .collect())
+            }
+
+            async fn write_batch(&self, batch: &$crate::store::WriteBatch) -> $crate::error::Result<()> {
+                self.write_batch_impl(batch).await
+            }
+
+            async fn create_api_key(&self, new: $crate::store::NewApiKey<'_>) -> $crate::error::Result<i64> {
+                let scopes: Vec<&str> = new.scopes.iter().map(|s| s.as_str()).collect();
+                let models = new.models.map(|m| serde_json::to_string(m).unwrap_or_default());
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO api_keys (name, prefix, secret_hash, scopes, models, capture_payloads, created_by, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(new.name)
+                .bind(new.prefix)
+                .bind(new.secret_hash)
+                .bind(scopes.join(","))
+                .bind(models)
+                .bind(new.capture_payloads)
+                .bind(new.created_by)
+                .bind(new.now_ms)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn api_key_by_prefix(&self, prefix: &str) -> $crate::error::Result<Option<$crate::store::ApiKeyRecord>> {
+                let sql = format!("{} WHERE k.prefix = $1", $crate::store::API_KEY_SELECT);
+                Ok(sqlx::query_as::<_, $crate::store::ApiKeyRow>(&sql)
+                    .bind(prefix)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map($crate::store::ApiKeyRow::into_record))
+            }
+
+            async fn list_api_keys(&self) -> $crate::error::Result<Vec<$crate::types::ApiKey>> {
+                let sql = format!("{} ORDER BY k.revoked_at IS NOT NULL, k.created_at DESC, k.id DESC", $crate::store::API_KEY_SELECT);
+                Ok(sqlx::query_as::<_, $crate::store::ApiKeyRow>(&sql)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.into_record().key)
+                    .collect())
+            }
+
+            async fn revoke_api_key(&self, id: i64, now_ms: i64) -> $crate::error::Result<bool> {
+                let r = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn touch_api_key(&self, id: i64, now_ms: i64) -> $crate::error::Result<()> {
+                sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn list_rules(&self) -> $crate::error::Result<Vec<$crate::types::IngestRule>> {
+                sqlx::query_as::<_, $crate::store::RuleRow>(
+                    "SELECT id, position, name, enabled, model, config FROM ingest_rules ORDER BY position, id",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map($crate::store::RuleRow::into_rule)
+                .collect()
+            }
+
+            async fn create_rule(&self, rule: &$crate::types::IngestRule, now_ms: i64) -> $crate::error::Result<i64> {
+                let config = serde_json::to_string(&rule.action).map_err(|e| $crate::error::Error::Internal(e.to_string()))?;
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO ingest_rules (position, name, kind, enabled, model, config, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(rule.position)
+                .bind(&rule.name)
+                .bind(rule.action.kind())
+                .bind(rule.enabled)
+                .bind(&rule.model)
+                .bind(config)
+                .bind(now_ms)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn update_rule(&self, rule: &$crate::types::IngestRule, now_ms: i64) -> $crate::error::Result<bool> {
+                let config = serde_json::to_string(&rule.action).map_err(|e| $crate::error::Error::Internal(e.to_string()))?;
+                let r = sqlx::query(
+                    "UPDATE ingest_rules SET position = $1, name = $2, kind = $3, enabled = $4, model = $5, config = $6, \
+                     updated_at = $7 WHERE id = $8",
+                )
+                .bind(rule.position)
+                .bind(&rule.name)
+                .bind(rule.action.kind())
+                .bind(rule.enabled)
+                .bind(&rule.model)
+                .bind(config)
+                .bind(now_ms)
+                .bind(rule.id)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn delete_rule(&self, id: i64) -> $crate::error::Result<bool> {
+                let r = sqlx::query("DELETE FROM ingest_rules WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn list_prices(&self) -> $crate::error::Result<Vec<$crate::types::Price>> {
+                let rows: Vec<(String, f64, f64, f64)> = sqlx::query_as(
+                    "SELECT pattern, input_per_mtok, output_per_mtok, cached_input_per_mtok FROM prices ORDER BY pattern",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(pattern, input_per_mtok, output_per_mtok, cached_input_per_mtok)| $crate::types::Price {
+                        pattern,
+                        input_per_mtok,
+                        output_per_mtok,
+                        cached_input_per_mtok,
+                    })
+                    .collect())
+            }
+
+            async fn upsert_price(&self, p: &$crate::types::Price, now_ms: i64) -> $crate::error::Result<()> {
+                sqlx::query(
+                    "INSERT INTO prices (pattern, input_per_mtok, output_per_mtok, cached_input_per_mtok, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (pattern) DO UPDATE SET input_per_mtok = excluded.input_per_mtok, \
+                     output_per_mtok = excluded.output_per_mtok, cached_input_per_mtok = excluded.cached_input_per_mtok, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(&p.pattern)
+                .bind(p.input_per_mtok)
+                .bind(p.output_per_mtok)
+                .bind(p.cached_input_per_mtok)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_price(&self, pattern: &str) -> $crate::error::Result<bool> {
+                let r = sqlx::query("DELETE FROM prices WHERE pattern = $1").bind(pattern).execute(&self.pool).await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn find_logs(&self, q: &$crate::store::LogQuery) -> $crate::error::Result<Vec<$crate::store::StoredLog>> {
+                let sql = format!(
+                    "SELECT {} FROM logs WHERE model_id = $1 AND ts >= $2 AND ts < $3 AND ($4 IS NULL OR trace_id = $4) \
+                     ORDER BY ts DESC, id DESC LIMIT $5",
+                    $crate::store::LOG_COLUMNS
+                );
+                Ok(sqlx::query_as::<_, $crate::store::StoredLogRow>(&sql)
+                    .bind(q.model_id)
+                    .bind(q.from)
+                    .bind(q.to)
+                    .bind(q.trace_id.as_deref())
+                    .bind(q.limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect())
+            }
+
+            async fn count_logs(&self, model_id: i64) -> $crate::error::Result<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM logs WHERE model_id = $1").bind(model_id).fetch_one(&self.pool).await?)
+            }
+
+            async fn payload(&self, log_id: i64) -> $crate::error::Result<Option<Vec<u8>>> {
+                Ok(sqlx::query_scalar("SELECT body FROM payloads WHERE log_id = $1").bind(log_id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn rollup_total(
+                &self,
+                model_id: i64,
+                res: $crate::ingest::rollup::Resolution,
+                from: i64,
+                to: i64,
+            ) -> $crate::error::Result<$crate::ingest::rollup::RollupAcc> {
+                let sql = format!(
+                    "SELECT requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, cache_hits, stored, latency, ttft \
+                     FROM {} WHERE model_id = $1 AND bucket >= $2 AND bucket < $3",
+                    $crate::store::rollup_table(res)
+                );
+                let rows = sqlx::query_as::<_, $crate::store::RollupRow>(&sql)
+                    .bind(model_id)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut total = $crate::ingest::rollup::RollupAcc::default();
+                for r in rows {
+                    total.merge(&r.into_acc()?);
+                }
+                Ok(total)
+            }
+
+            async fn metric_rollup_total(
+                &self,
+                model_id: i64,
+                name: &str,
+                res: $crate::ingest::rollup::Resolution,
+                from: i64,
+                to: i64,
+            ) -> $crate::error::Result<$crate::ingest::rollup::MetricAcc> {
+                let sql = format!(
+                    "SELECT count, sum, min, max, sketch FROM {} WHERE model_id = $1 AND name = $2 AND bucket >= $3 AND bucket < $4",
+                    $crate::store::metric_rollup_table(res)
+                );
+                let rows = sqlx::query_as::<_, $crate::store::MetricRollupRow>(&sql)
+                    .bind(model_id)
+                    .bind(name)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut total = $crate::ingest::rollup::MetricAcc::default();
+                for r in rows {
+                    total.merge(&r.into_acc()?);
+                }
+                Ok(total)
+            }
         }
     };
-}
-pub(crate) use impl_common_store;
+}pub(crate) use impl_common_store;

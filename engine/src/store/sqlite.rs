@@ -42,3 +42,191 @@ impl SqliteStore {
 }
 
 super::impl_common_store!(SqliteStore, "sqlite");
+
+// ----- the write path ------------------------------------------------------------------------------
+
+use sqlx::Connection;
+
+use super::{LogRow, WriteBatch, metric_rollup_table, rollup_table, sketch_bytes};
+use crate::ingest::rollup::{MetricAcc, Resolution, RollupAcc};
+
+/// Rows per multi-row INSERT: 23 columns × 400 rows stays well under SQLite's 32766 variables,
+/// and a fixed size lets the prepared statement be reused.
+const LOG_CHUNK: usize = 400;
+const LOG_INSERT_COLUMNS: &str = "(id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, input_tokens, \
+    output_tokens, cached_tokens, cost_usd, feedback, error_type, message, error_message, user_id, session_id, trace_id, \
+    span_id, metadata)";
+const LOG_PARAMS: usize = 22;
+
+fn values_sql(rows: usize, params: usize) -> String {
+    let mut s = String::with_capacity(rows * params * 3);
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for p in 0..params {
+            if p > 0 {
+                s.push(',');
+            }
+            s.push('?');
+        }
+        s.push(')');
+    }
+    s
+}
+
+impl SqliteStore {
+    pub(crate) async fn write_batch_impl(&self, b: &WriteBatch) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        // IMMEDIATE: take the write lock first, so the id range read below stays ours.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+
+        if !b.logs.is_empty() {
+            let base: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM logs").fetch_one(&mut *tx).await?;
+            let mut payloads: Vec<(i64, &[u8])> = Vec::new();
+            for (ci, chunk) in b.logs.chunks(LOG_CHUNK).enumerate() {
+                let sql = format!("INSERT INTO logs {LOG_INSERT_COLUMNS} VALUES {}", values_sql(chunk.len(), LOG_PARAMS));
+                let mut q = sqlx::query(&sql);
+                for (i, r) in chunk.iter().enumerate() {
+                    let id = base + 1 + (ci * LOG_CHUNK + i) as i64;
+                    if let Some(p) = &r.payload {
+                        payloads.push((id, p));
+                    }
+                    q = bind_log(q, id, r);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for chunk in payloads.chunks(LOG_CHUNK) {
+                let sql = format!("INSERT INTO payloads (log_id, body) VALUES {}", values_sql(chunk.len(), 2));
+                let mut q = sqlx::query(&sql);
+                for (id, body) in chunk {
+                    q = q.bind(*id).bind(*body);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+
+        if !b.metrics.is_empty() {
+            let base: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM metric_points").fetch_one(&mut *tx).await?;
+            for (ci, chunk) in b.metrics.chunks(LOG_CHUNK).enumerate() {
+                let sql = format!(
+                    "INSERT INTO metric_points (id, ts, model_id, name, value, labels) VALUES {}",
+                    values_sql(chunk.len(), 6)
+                );
+                let mut q = sqlx::query(&sql);
+                for (i, m) in chunk.iter().enumerate() {
+                    let id = base + 1 + (ci * LOG_CHUNK + i) as i64;
+                    q = q.bind(id).bind(m.ts).bind(m.model_id).bind(&m.name).bind(m.value).bind(&m.labels);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+
+        for res in [Resolution::Minute, Resolution::Hour] {
+            let table = rollup_table(res);
+            let select = format!(
+                "SELECT requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, cache_hits, stored, latency, ttft \
+                 FROM {table} WHERE model_id = ? AND bucket = ? AND series_id = ? AND error_type = ?"
+            );
+            let upsert = format!(
+                "INSERT OR REPLACE INTO {table} (model_id, bucket, series_id, error_type, requests, errors, input_tokens, \
+                 output_tokens, cached_tokens, cost_usd, cache_hits, stored, latency, ttft) VALUES {}",
+                values_sql(1, 14)
+            );
+            for (key, delta) in b.rollups.sorted_logs(res) {
+                let existing = sqlx::query_as::<_, super::RollupRow>(&select)
+                    .bind(key.model_id)
+                    .bind(key.bucket)
+                    .bind(key.series_id)
+                    .bind(&key.error_type)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let mut acc = match existing {
+                    Some(row) => row.into_acc()?,
+                    None => RollupAcc::default(),
+                };
+                acc.merge(delta);
+                sqlx::query(&upsert)
+                    .bind(key.model_id)
+                    .bind(key.bucket)
+                    .bind(key.series_id)
+                    .bind(&key.error_type)
+                    .bind(acc.requests)
+                    .bind(acc.errors)
+                    .bind(acc.input_tokens)
+                    .bind(acc.output_tokens)
+                    .bind(acc.cached_tokens)
+                    .bind(acc.cost_usd)
+                    .bind(acc.cache_hits)
+                    .bind(acc.stored)
+                    .bind(sketch_bytes(&acc.latency))
+                    .bind(sketch_bytes(&acc.ttft))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+
+            let table = metric_rollup_table(res);
+            let select = format!("SELECT count, sum, min, max, sketch FROM {table} WHERE model_id = ? AND name = ? AND bucket = ?");
+            let upsert = format!(
+                "INSERT OR REPLACE INTO {table} (model_id, name, bucket, count, sum, min, max, sketch) VALUES {}",
+                values_sql(1, 8)
+            );
+            for (key, delta) in b.rollups.sorted_metrics(res) {
+                let existing = sqlx::query_as::<_, super::MetricRollupRow>(&select)
+                    .bind(key.model_id)
+                    .bind(&key.name)
+                    .bind(key.bucket)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let mut acc = match existing {
+                    Some(row) => row.into_acc()?,
+                    None => MetricAcc::default(),
+                };
+                acc.merge(delta);
+                sqlx::query(&upsert)
+                    .bind(key.model_id)
+                    .bind(&key.name)
+                    .bind(key.bucket)
+                    .bind(acc.count)
+                    .bind(acc.sum)
+                    .bind(acc.min)
+                    .bind(acc.max)
+                    .bind(sketch_bytes(&acc.sketch))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn bind_log<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    id: i64,
+    r: &'q LogRow,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    q.bind(id)
+        .bind(r.ts)
+        .bind(r.model_id)
+        .bind(r.series_id)
+        .bind(r.flags)
+        .bind(r.level)
+        .bind(r.http_status)
+        .bind(r.latency_ms)
+        .bind(r.ttft_ms)
+        .bind(r.input_tokens)
+        .bind(r.output_tokens)
+        .bind(r.cached_tokens)
+        .bind(r.cost_usd)
+        .bind(r.feedback)
+        .bind(r.error_type.as_deref())
+        .bind(r.message.as_deref())
+        .bind(r.error_message.as_deref())
+        .bind(r.user_id.as_deref())
+        .bind(r.session_id.as_deref())
+        .bind(r.trace_id.as_deref())
+        .bind(r.span_id.as_deref())
+        .bind(r.metadata.as_deref())
+}

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod health;
+pub mod ingest;
 mod middleware;
 
 pub use middleware::{require_login_for_pages, security_headers};

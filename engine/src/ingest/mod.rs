@@ -1,0 +1,334 @@
+//! The write path: from a request body to committed rows and rollups.
+//!
+//! `Ingest::logs` and `Ingest::metrics` split and parse a batch, check the API key's model
+//! limits, register unseen models, compute cost from the price table, apply the ingest rules
+//! (drop / sample / redact), encode payloads, and hand the result to the group-commit `Writer`.
+//! They return once the records are committed. HTTP concerns (gzip, status codes) stay in the
+//! server; storage stays in `store`.
+
+pub mod payload;
+pub mod price;
+pub mod record;
+pub mod redact;
+pub mod rollup;
+pub mod rules;
+pub mod sketch;
+pub mod writer;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use self::payload::Payload;
+use self::price::PriceTable;
+use self::record::{BodyFormat, Limits, LogRecord, Rejection};
+use self::rollup::RecordFacts;
+use self::rules::{RuleSet, Verdict};
+use self::writer::{PreparedLog, PreparedMetric, Writer, WriterConfig};
+use crate::error::{Error, Result};
+use crate::store::{LogRow, MetricRow, NewModel, SeriesKey, Store};
+use crate::types::Scope;
+use crate::validate;
+
+pub const FLAG_ERROR: i64 = 1;
+pub const FLAG_CACHE_HIT: i64 = 2;
+pub const FLAG_PAYLOAD: i64 = 4;
+pub const FLAG_TRUNCATED: i64 = 8;
+pub const FLAG_REDACTED: i64 = 16;
+
+/// Tunables of the write path; the defaults are what a fresh install runs with.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    pub limits: Limits,
+    pub writer: WriterConfig,
+    /// Request and response text are each cut to this many bytes before storing.
+    pub payload_cap_bytes: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings { limits: Limits::default(), writer: WriterConfig::default(), payload_cap_bytes: 32 * 1024 }
+    }
+}
+
+/// The API key behind a request, as the write and read paths need it.
+#[derive(Debug, Clone)]
+pub struct KeyPrincipal {
+    pub key_id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// Model names the key is limited to; None means all.
+    pub models: Option<HashSet<String>>,
+    pub capture_payloads: bool,
+}
+
+impl KeyPrincipal {
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        if self.scopes.contains(&scope) { Ok(()) } else { Err(Error::Forbidden) }
+    }
+    pub fn may_use_model(&self, model: &str) -> bool {
+        self.models.as_ref().is_none_or(|m| m.contains(model))
+    }
+}
+
+/// What an ingest request achieved.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IngestOutcome {
+    pub accepted: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+#[derive(Clone, Copy)]
+struct ModelInfo {
+    id: i64,
+    capture_payloads: bool,
+    fetched: Instant,
+}
+
+/// How long model settings (payload capture) are cached; another server process sharing the
+/// database sees a change within this time.
+const MODEL_CACHE_TTL: Duration = Duration::from_secs(30);
+
+pub struct Ingest {
+    store: Arc<dyn Store>,
+    writer: Writer,
+    rules: RwLock<RuleSet>,
+    prices: RwLock<Arc<PriceTable>>,
+    models: RwLock<HashMap<String, ModelInfo>>,
+    settings: IngestSettings,
+}
+
+impl Ingest {
+    pub async fn start(store: Arc<dyn Store>, settings: IngestSettings) -> Result<Ingest> {
+        let writer = Writer::start(store.clone(), settings.writer.clone());
+        let ingest = Ingest {
+            store,
+            writer,
+            rules: RwLock::new(RuleSet::default()),
+            prices: RwLock::new(Arc::new(PriceTable::default())),
+            models: RwLock::new(HashMap::new()),
+            settings,
+        };
+        ingest.reload_rules().await?;
+        ingest.reload_prices().await?;
+        Ok(ingest)
+    }
+
+    pub fn settings(&self) -> &IngestSettings {
+        &self.settings
+    }
+
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    pub async fn reload_rules(&self) -> Result<()> {
+        let set = RuleSet::new(&self.store.list_rules().await?);
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = set;
+        Ok(())
+    }
+
+    pub async fn reload_prices(&self) -> Result<()> {
+        let table = PriceTable::new(self.store.list_prices().await?);
+        *self.prices.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+        Ok(())
+    }
+
+    pub fn forget_model(&self, name: &str) {
+        self.models.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+    }
+
+    /// Stops taking records and waits until everything acknowledged is committed.
+    pub async fn shutdown(&self) {
+        self.writer.shutdown().await;
+    }
+
+    /// The model's id, registering it on first sight.
+    async fn model(&self, name: &str, field: &str) -> Result<ModelInfo> {
+        if let Some(m) = self.models.read().unwrap_or_else(|e| e.into_inner()).get(name)
+            && m.fetched.elapsed() < MODEL_CACHE_TTL
+        {
+            return Ok(*m);
+        }
+        validate::model_name(field, name)?;
+        let model = match self.store.model_by_name(name).await? {
+            Some(m) => m,
+            None => {
+                let created = self
+                    .store
+                    .create_model(NewModel { name, display_name: name, description: "", now_ms: crate::now_ms() })
+                    .await;
+                match created {
+                    Ok(m) => {
+                        tracing::info!(model = name, "model registered on first sight");
+                        m
+                    }
+                    // Another request (or server) registered it at the same moment.
+                    Err(_) => self.store.model_by_name(name).await?.ok_or(Error::NotFound("model"))?,
+                }
+            }
+        };
+        let info = ModelInfo { id: model.id, capture_payloads: model.capture_payloads, fetched: Instant::now() };
+        self.models.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), info);
+        Ok(info)
+    }
+
+    /// Ingests a batch of log records. Valid records are stored even when others are refused;
+    /// the outcome lists every refused record with its index, field and reason.
+    pub async fn logs(&self, key: &KeyPrincipal, body: &str, format: BodyFormat) -> Result<IngestOutcome> {
+        key.require(Scope::Ingest)?;
+        let limits = &self.settings.limits;
+        let raws = record::split_records(body, format, "logs", limits)?;
+        let now = crate::now_ms();
+        let rules = self.rules.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let prices = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut rejected = Vec::new();
+        let mut prepared = Vec::with_capacity(raws.len());
+        for (i, raw) in raws.into_iter().enumerate() {
+            let prefix = format!("logs[{i}]");
+            match self.prepare_log(key, raw, &prefix, now, &rules, &prices).await {
+                Ok(p) => prepared.push(p),
+                Err(e) => rejected.push(Rejection::new(i, e)),
+            }
+        }
+        let accepted = prepared.len();
+        if accepted > 0 {
+            self.writer.submit(prepared, Vec::new()).await?;
+        }
+        Ok(IngestOutcome { accepted, rejected })
+    }
+
+    async fn prepare_log(
+        &self,
+        key: &KeyPrincipal,
+        raw: &str,
+        prefix: &str,
+        now: i64,
+        rules: &RuleSet,
+        prices: &PriceTable,
+    ) -> Result<PreparedLog> {
+        let mut r = record::parse_log(raw, prefix, now, &self.settings.limits)?;
+        let model_field = format!("{prefix}.model");
+        if !key.may_use_model(&r.model) {
+            return Err(Error::ForbiddenField {
+                field: model_field,
+                message: format!("this API key may not write to model {:?}", r.model),
+            });
+        }
+        let model = self.model(&r.model, &model_field).await?;
+        if r.cost_usd.is_none() {
+            r.cost_usd = prices.cost(&r.model, &r.model_version, r.input_tokens, r.output_tokens, r.cached_tokens);
+        }
+        let facts = RecordFacts {
+            error: r.error,
+            latency_ms: r.latency_ms,
+            ttft_ms: r.ttft_ms,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cached_tokens: r.cached_tokens,
+            cost_usd: r.cost_usd,
+            cache_hit: r.cache_hit,
+            stored: false,
+        };
+        let series = SeriesKey {
+            provider: std::mem::take(&mut r.provider),
+            model_version: std::mem::take(&mut r.model_version),
+            environment: std::mem::take(&mut r.environment),
+            operation: std::mem::take(&mut r.operation),
+        };
+        let error_type = r.error_type.clone();
+        // The rollup bucket follows the record's own time, stored or not.
+        let ts = r.timestamp;
+        let (verdict, redactions) = if rules.is_empty() { (Verdict::Store, 0) } else { rules.apply(&mut r) };
+        let row = match verdict {
+            Verdict::Store => Some(self.row(r, model.id, redactions, model.capture_payloads && key.capture_payloads)?),
+            Verdict::Dropped | Verdict::SampledOut => None,
+        };
+        Ok(PreparedLog { model_id: model.id, ts, series, error_type, facts: RecordFacts { stored: row.is_some(), ..facts }, row })
+    }
+
+    fn row(&self, r: LogRecord, model_id: i64, redactions: u32, capture: bool) -> Result<LogRow> {
+        let metadata = r.metadata_json();
+        let mut flags = 0;
+        if r.error {
+            flags |= FLAG_ERROR;
+        }
+        if r.cache_hit {
+            flags |= FLAG_CACHE_HIT;
+        }
+        if redactions > 0 {
+            flags |= FLAG_REDACTED;
+        }
+        let payload = if capture { Payload::new(r.request, r.response, self.settings.payload_cap_bytes) } else { None };
+        let payload = match payload {
+            Some(p) => {
+                flags |= FLAG_PAYLOAD;
+                if p.truncated {
+                    flags |= FLAG_TRUNCATED;
+                }
+                Some(p.encode()?)
+            }
+            None => None,
+        };
+        Ok(LogRow {
+            ts: r.timestamp,
+            model_id,
+            series_id: 0,
+            flags,
+            level: r.level as i64,
+            http_status: r.http_status,
+            latency_ms: r.latency_ms,
+            ttft_ms: r.ttft_ms,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cached_tokens: r.cached_tokens,
+            cost_usd: r.cost_usd,
+            feedback: r.feedback,
+            error_type: r.error_type,
+            message: r.message,
+            error_message: r.error_message,
+            user_id: r.user_id,
+            session_id: r.session_id,
+            trace_id: r.trace_id,
+            span_id: r.span_id,
+            metadata,
+            payload,
+        })
+    }
+
+    /// Ingests custom metric points (same batch semantics as logs).
+    pub async fn metrics(&self, key: &KeyPrincipal, body: &str, format: BodyFormat) -> Result<IngestOutcome> {
+        key.require(Scope::Ingest)?;
+        let limits = &self.settings.limits;
+        let raws = record::split_records(body, format, "metrics", limits)?;
+        let now = crate::now_ms();
+        let mut rejected = Vec::new();
+        let mut prepared = Vec::with_capacity(raws.len());
+        for (i, raw) in raws.into_iter().enumerate() {
+            let prefix = format!("metrics[{i}]");
+            let result = async {
+                let p = record::parse_metric(raw, &prefix, now, limits)?;
+                let model_field = format!("{prefix}.model");
+                if !key.may_use_model(&p.model) {
+                    return Err(Error::ForbiddenField {
+                        field: model_field,
+                        message: format!("this API key may not write to model {:?}", p.model),
+                    });
+                }
+                let model = self.model(&p.model, &model_field).await?;
+                let labels = p.labels_json();
+                Ok(PreparedMetric { row: MetricRow { ts: p.timestamp, model_id: model.id, name: p.name, value: p.value, labels } })
+            }
+            .await;
+            match result {
+                Ok(p) => prepared.push(p),
+                Err(e) => rejected.push(Rejection::new(i, e)),
+            }
+        }
+        let accepted = prepared.len();
+        if accepted > 0 {
+            self.writer.submit(Vec::new(), prepared).await?;
+        }
+        Ok(IngestOutcome { accepted, rejected })
+    }
+}

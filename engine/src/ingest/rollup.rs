@@ -1,0 +1,203 @@
+//! Rollups: per model, per minute and per hour, the numbers dashboards and alerts read.
+//!
+//! The writer folds every record of a group commit into `RollupAcc`s here and the store merges
+//! them into the rollup tables in the same transaction as the raw rows. Records dropped or
+//! sampled out by the ingest rules are counted too; `stored` says how many rows were kept.
+//!
+//! Row counts stay bounded: the dimensions are the model's series (provider, version,
+//! environment, operation; capped per model by the writer) and the error type (capped per
+//! model and minute), so a flood of distinct values cannot blow up the rollup tables.
+
+use std::collections::HashMap;
+
+use super::sketch::Sketch;
+
+pub const MINUTE_MS: i64 = 60_000;
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// Which rollup table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    Minute,
+    Hour,
+}
+
+impl Resolution {
+    pub fn step_ms(self) -> i64 {
+        match self {
+            Resolution::Minute => MINUTE_MS,
+            Resolution::Hour => HOUR_MS,
+        }
+    }
+    pub fn bucket(self, ts: i64) -> i64 {
+        ts.div_euclid(self.step_ms()) * self.step_ms()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RollupKey {
+    pub model_id: i64,
+    pub bucket: i64,
+    pub series_id: i64,
+    /// Empty for successful records.
+    pub error_type: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RollupAcc {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub cache_hits: i64,
+    /// Raw rows kept after the ingest rules.
+    pub stored: i64,
+    pub latency: Sketch,
+    pub ttft: Sketch,
+}
+
+/// The numbers of one record that rollups need.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordFacts {
+    pub error: bool,
+    pub latency_ms: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub cache_hit: bool,
+    pub stored: bool,
+}
+
+impl RollupAcc {
+    pub fn add(&mut self, f: &RecordFacts) {
+        self.requests += 1;
+        self.errors += f.error as i64;
+        self.input_tokens += f.input_tokens.unwrap_or(0);
+        self.output_tokens += f.output_tokens.unwrap_or(0);
+        self.cached_tokens += f.cached_tokens.unwrap_or(0);
+        self.cost_usd += f.cost_usd.unwrap_or(0.0);
+        self.cache_hits += f.cache_hit as i64;
+        self.stored += f.stored as i64;
+        if let Some(l) = f.latency_ms {
+            self.latency.add(l);
+        }
+        if let Some(t) = f.ttft_ms {
+            self.ttft.add(t);
+        }
+    }
+
+    pub fn merge(&mut self, o: &RollupAcc) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cached_tokens += o.cached_tokens;
+        self.cost_usd += o.cost_usd;
+        self.cache_hits += o.cache_hits;
+        self.stored += o.stored;
+        self.latency.merge(&o.latency);
+        self.ttft.merge(&o.ttft);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MetricKey {
+    pub model_id: i64,
+    pub name: String,
+    pub bucket: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricAcc {
+    pub count: i64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub sketch: Sketch,
+}
+
+impl Default for MetricAcc {
+    fn default() -> Self {
+        MetricAcc { count: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, sketch: Sketch::new() }
+    }
+}
+
+impl MetricAcc {
+    pub fn add(&mut self, v: f64) {
+        self.count += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        self.sketch.add(v);
+    }
+    pub fn merge(&mut self, o: &MetricAcc) {
+        self.count += o.count;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sketch.merge(&o.sketch);
+    }
+}
+
+/// The rollup changes of one group commit, for both resolutions.
+#[derive(Debug, Default)]
+pub struct RollupDelta {
+    pub logs: HashMap<(Resolution, RollupKey), RollupAcc>,
+    pub metrics: HashMap<(Resolution, MetricKey), MetricAcc>,
+}
+
+impl RollupDelta {
+    pub fn add_log(&mut self, model_id: i64, series_id: i64, error_type: &str, ts: i64, f: &RecordFacts) {
+        for res in [Resolution::Minute, Resolution::Hour] {
+            let key = RollupKey { model_id, bucket: res.bucket(ts), series_id, error_type: error_type.to_string() };
+            self.logs.entry((res, key)).or_default().add(f);
+        }
+    }
+    pub fn add_metric(&mut self, model_id: i64, name: &str, ts: i64, v: f64) {
+        for res in [Resolution::Minute, Resolution::Hour] {
+            let key = MetricKey { model_id, name: name.to_string(), bucket: res.bucket(ts) };
+            self.metrics.entry((res, key)).or_default().add(v);
+        }
+    }
+    /// Entries in a fixed order, so concurrent writers lock rows in the same order (Postgres).
+    pub fn sorted_logs(&self, res: Resolution) -> Vec<(&RollupKey, &RollupAcc)> {
+        let mut v: Vec<_> = self.logs.iter().filter(|((r, _), _)| *r == res).map(|((_, k), a)| (k, a)).collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+    pub fn sorted_metrics(&self, res: Resolution) -> Vec<(&MetricKey, &MetricAcc)> {
+        let mut v: Vec<_> = self.metrics.iter().filter(|((r, _), _)| *r == res).map(|((_, k), a)| (k, a)).collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_and_accumulation() {
+        assert_eq!(Resolution::Minute.bucket(125_000), 120_000);
+        assert_eq!(Resolution::Hour.bucket(3_700_000), 3_600_000);
+        assert_eq!(Resolution::Minute.bucket(-1), -60_000);
+        let mut d = RollupDelta::default();
+        let f = RecordFacts { error: true, latency_ms: Some(10.0), input_tokens: Some(5), cost_usd: Some(0.5), stored: true, ..Default::default() };
+        d.add_log(1, 2, "timeout", 61_000, &f);
+        d.add_log(1, 2, "timeout", 119_000, &f);
+        d.add_log(1, 2, "", 120_000, &RecordFacts::default());
+        let m = d.sorted_logs(Resolution::Minute);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].1.requests, 2);
+        assert_eq!(m[0].1.errors, 2);
+        assert_eq!(m[0].1.input_tokens, 10);
+        assert_eq!(m[0].1.latency.count(), 2);
+        let h = d.sorted_logs(Resolution::Hour);
+        assert_eq!(h.len(), 2, "ok and error rows in the same hour");
+        assert_eq!(h.iter().map(|x| x.1.requests).sum::<i64>(), 3);
+    }
+}

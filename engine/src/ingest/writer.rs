@@ -1,0 +1,278 @@
+//! The writer: a bounded queue in front of one group-commit task.
+//!
+//! Ingest requests hand prepared records to `Writer::submit` and wait. The writer task takes
+//! every queued job (up to `max_group` records), resolves series ids, folds the records into
+//! rollup deltas and writes raw rows, payloads and rollups in one transaction. Only after the
+//! commit does each waiting request get its answer, so an acknowledgement means "on disk".
+//!
+//! Memory is bounded by a semaphore counted in records: when the queue is full, `submit`
+//! fails at once with `Overloaded` (429 + Retry-After) instead of buffering more.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
+
+use super::rollup::{MINUTE_MS, RecordFacts, RollupDelta};
+use crate::error::{Error, Result};
+use crate::store::{LogRow, MetricRow, SeriesKey, Store, WriteBatch};
+
+/// Series a model may have before new combinations are folded into one overflow series.
+pub const MAX_SERIES_PER_MODEL: usize = 500;
+/// Distinct error types per model and minute kept apart in rollups; the rest become "(other)".
+pub const MAX_ERROR_TYPES_PER_MINUTE: usize = 20;
+pub const OTHER: &str = "(other)";
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Records that may wait for the writer before ingest answers 429.
+    pub queue_records: usize,
+    /// Most records written in one transaction.
+    pub max_group: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig { queue_records: 200_000, max_group: 25_000 }
+    }
+}
+
+/// A log record ready for the writer: the rules have run and the payload is encoded.
+#[derive(Debug, Clone)]
+pub struct PreparedLog {
+    pub model_id: i64,
+    pub ts: i64,
+    pub series: SeriesKey,
+    pub error_type: Option<String>,
+    pub facts: RecordFacts,
+    /// The raw row to store (series_id filled in by the writer); None when dropped or sampled out.
+    pub row: Option<LogRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PreparedMetric {
+    pub row: MetricRow,
+}
+
+struct Job {
+    logs: Vec<PreparedLog>,
+    metrics: Vec<PreparedMetric>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    done: oneshot::Sender<Result<()>>,
+}
+
+enum Msg {
+    Job(Job),
+    Shutdown,
+}
+
+/// Counters for `/metrics` and the benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub records_written: AtomicU64,
+    pub rows_stored: AtomicU64,
+    pub commits: AtomicU64,
+    pub commit_micros_total: AtomicU64,
+    pub rejected_overloaded: AtomicU64,
+}
+
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Msg>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    closed: AtomicBool,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pub stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    pub fn start(store: Arc<dyn Store>, cfg: WriterConfig) -> Writer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(WriterStats::default());
+        let task = tokio::spawn(run(store, rx, cfg.max_group.max(1), stats.clone()));
+        Writer {
+            tx,
+            permits: Arc::new(Semaphore::new(cfg.queue_records.max(1))),
+            capacity: cfg.queue_records.max(1),
+            closed: AtomicBool::new(false),
+            task: Mutex::new(Some(task)),
+            stats,
+        }
+    }
+
+    /// Records waiting for the writer right now.
+    pub fn queue_depth(&self) -> usize {
+        self.capacity - self.permits.available_permits()
+    }
+
+    /// Queues records and waits until they are committed.
+    pub async fn submit(&self, logs: Vec<PreparedLog>, metrics: Vec<PreparedMetric>) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Unavailable);
+        }
+        let n = (logs.len() + metrics.len()).max(1);
+        if n > self.capacity {
+            return Err(Error::TooLarge {
+                field: "records".into(),
+                message: format!("{n} records exceed the ingest queue of {}", self.capacity),
+            });
+        }
+        let permit = match self.permits.clone().try_acquire_many_owned(n as u32) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.rejected_overloaded.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::Overloaded { retry_after_secs: 1 });
+            }
+        };
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Msg::Job(Job { logs, metrics, _permit: permit, done })).map_err(|_| Error::Unavailable)?;
+        // A dropped sender means the writer stopped before taking the job: nothing was stored.
+        wait.await.unwrap_or(Err(Error::Unavailable))
+    }
+
+    /// Stops taking new records and waits until everything accepted so far is committed.
+    pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Remembers series ids and which error types each model-minute already has.
+struct Resolver {
+    series: HashMap<(i64, SeriesKey), i64>,
+    series_count: HashMap<i64, usize>,
+    error_types: HashMap<(i64, i64), HashSet<String>>,
+}
+
+impl Resolver {
+    async fn series_id(&mut self, store: &dyn Store, model_id: i64, key: &SeriesKey) -> Result<i64> {
+        if let Some(id) = self.series.get(&(model_id, key.clone())) {
+            return Ok(*id);
+        }
+        let count = match self.series_count.get(&model_id) {
+            Some(c) => *c,
+            None => store.count_series(model_id).await? as usize,
+        };
+        let key = if count >= MAX_SERIES_PER_MODEL && store.series_id(model_id, key).await?.is_none() {
+            SeriesKey::overflow()
+        } else {
+            key.clone()
+        };
+        let id = store.ensure_series(model_id, &key).await?;
+        self.series_count.insert(model_id, count + 1);
+        self.series.insert((model_id, key), id);
+        Ok(id)
+    }
+
+    fn error_type(&mut self, model_id: i64, ts: i64, et: &str) -> String {
+        let set = self.error_types.entry((model_id, ts.div_euclid(MINUTE_MS))).or_default();
+        if set.contains(et) {
+            return et.to_string();
+        }
+        if set.len() >= MAX_ERROR_TYPES_PER_MINUTE {
+            return OTHER.to_string();
+        }
+        set.insert(et.to_string());
+        et.to_string()
+    }
+
+    fn forget_old_minutes(&mut self, now_minute: i64) {
+        // Late records for old minutes may add a few more types; that stays bounded per call.
+        self.error_types.retain(|(_, m), _| *m + 180 >= now_minute);
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, max_group: usize, stats: Arc<WriterStats>) {
+    let mut resolver = Resolver { series: HashMap::new(), series_count: HashMap::new(), error_types: HashMap::new() };
+    let mut stopping = false;
+    let mut last_sweep = Instant::now();
+    while !stopping {
+        let Some(first) = rx.recv().await else { break };
+        let mut jobs = Vec::new();
+        let mut size = 0;
+        match first {
+            Msg::Job(j) => {
+                size += j.logs.len() + j.metrics.len();
+                jobs.push(j);
+            }
+            Msg::Shutdown => stopping = true,
+        }
+        // Group commit: take whatever else is already waiting.
+        while size < max_group {
+            match rx.try_recv() {
+                Ok(Msg::Job(j)) => {
+                    size += j.logs.len() + j.metrics.len();
+                    jobs.push(j);
+                }
+                Ok(Msg::Shutdown) => stopping = true,
+                Err(_) => break,
+            }
+        }
+        if stopping {
+            // Drain every job queued before the shutdown message.
+            while let Ok(m) = rx.try_recv() {
+                if let Msg::Job(j) = m {
+                    jobs.push(j);
+                }
+            }
+        }
+        if jobs.is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        let result = write_group(store.as_ref(), &mut resolver, &mut jobs).await;
+        let micros = started.elapsed().as_micros() as u64;
+        match &result {
+            Ok(stored) => {
+                stats.records_written.fetch_add(size as u64, Ordering::Relaxed);
+                stats.rows_stored.fetch_add(*stored, Ordering::Relaxed);
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.commit_micros_total.fetch_add(micros, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, records = size, "ingest write failed; clients get an error and may retry"),
+        }
+        for j in jobs {
+            let r = match &result {
+                Ok(_) => Ok(()),
+                Err(e) => Err(Error::Storage(e.to_string())),
+            };
+            let _ = j.done.send(r);
+        }
+        if last_sweep.elapsed() > Duration::from_secs(60) {
+            resolver.forget_old_minutes(crate::now_ms().div_euclid(MINUTE_MS));
+            last_sweep = Instant::now();
+        }
+    }
+}
+
+async fn write_group(store: &dyn Store, resolver: &mut Resolver, jobs: &mut [Job]) -> Result<u64> {
+    let mut batch = WriteBatch { logs: Vec::new(), metrics: Vec::new(), rollups: RollupDelta::default() };
+    for job in jobs.iter_mut() {
+        for p in job.logs.drain(..) {
+            let series_id = resolver.series_id(store, p.model_id, &p.series).await?;
+            let ts = p.ts;
+            let et = match (&p.error_type, p.facts.error) {
+                (_, false) => String::new(),
+                (Some(t), true) => resolver.error_type(p.model_id, ts, t),
+                (None, true) => resolver.error_type(p.model_id, ts, "error"),
+            };
+            batch.rollups.add_log(p.model_id, series_id, &et, ts, &p.facts);
+            if let Some(mut row) = p.row {
+                row.series_id = series_id;
+                batch.logs.push(row);
+            }
+        }
+        for m in job.metrics.drain(..) {
+            batch.rollups.add_metric(m.row.model_id, &m.row.name, m.row.ts, m.row.value);
+            batch.metrics.push(m.row);
+        }
+    }
+    let stored = batch.logs.len() as u64;
+    store.write_batch(&batch).await?;
+    Ok(stored)
+}
