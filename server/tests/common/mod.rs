@@ -45,19 +45,32 @@ macro_rules! both_backends {
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// The application with adjusted configuration (e.g. a tiny ingest queue).
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = engine::testing::fresh_database_url(backend, dir.path()).await?;
-    Some(spawn_app_at(dir, database_url).await)
+    Some(spawn_app_configured(dir, database_url, tweak).await)
 }
 
 /// The application on `database_url` (e.g. a fresh database with extra URL options).
 pub async fn spawn_app_at(dir: tempfile::TempDir, database_url: String) -> TestApp {
-    let config = Config {
+    spawn_app_configured(dir, database_url, |_| {}).await
+}
+
+async fn spawn_app_configured(dir: tempfile::TempDir, database_url: String, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.clone(),
         secret: SecretKey::new(SECRET.to_vec()).unwrap(),
         admin_password: Some(ADMIN_PASSWORD.to_string()),
+        ingest: engine::ingest::IngestSettings::default(),
+        max_body_bytes: 16 * 1024 * 1024,
+        max_decompressed_bytes: 64 * 1024 * 1024,
     };
+    tweak(&mut config);
     let app = Application::build(&config).await.expect("application starts");
     let addr = app.local_addr();
     let engine = app.engine.clone();
@@ -143,5 +156,37 @@ impl TestApp {
             form.push(("view_payloads", "on"));
         }
         self.call_ok(admin, "grant_model", &form).await;
+    }
+}
+
+impl TestApp {
+    /// Creates an API key as the operator and returns its secret.
+    pub async fn api_key(&self, scopes: &[engine::Scope], models: &[&str]) -> String {
+        let input = engine::ApiKeyInput {
+            name: "test key".into(),
+            scopes: scopes.to_vec(),
+            models: models.iter().map(|m| m.to_string()).collect(),
+            capture_payloads: true,
+        };
+        self.engine.create_api_key(&engine::Principal::operator(), input).await.expect("key created").1
+    }
+
+    /// Posts NDJSON records with a key; returns status and JSON body.
+    pub async fn ingest(&self, key: &str, records: &[serde_json::Value]) -> (u16, serde_json::Value) {
+        let body: String = records.iter().map(|r| format!("{r}\n")).collect();
+        let resp = reqwest::Client::new()
+            .post(self.url("/api/v1/logs"))
+            .bearer_auth(key)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn model_id(&self, name: &str) -> i64 {
+        self.engine.get_model(&engine::Principal::operator(), name).await.expect("model exists").id
     }
 }
