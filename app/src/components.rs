@@ -29,6 +29,8 @@ pub fn Nav() -> impl IntoView {
                                 {(me.role == Role::Admin).then(|| view! {
                                     <a href="/admin/models">"Admin: models"</a>
                                     <a href="/admin/users">"Admin: users"</a>
+                                    <a href="/admin/keys">"API keys"</a>
+                                    <a href="/admin/ingest">"Ingest rules"</a>
                                 })}
                             </nav>
                             <div class="account">
@@ -76,4 +78,16 @@ pub fn ActionResult<T: Clone + Send + Sync + 'static>(
 /// Percent-encodes a path segment or query value.
 pub fn urlencode(s: &str) -> String {
     urlencoding::encode(s).into_owned()
+}
+
+/// A UTC epoch-millisecond time, rendered the same on the server and in the browser.
+#[component]
+pub fn LocalTime(ms: Option<i64>) -> impl IntoView {
+    let Some(ms) = ms else { return view! { <span class="muted">"never"</span> }.into_any() };
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    let text = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default();
+    view! { <time datetime=ms.to_string()>{text}</time> }.into_any()
 }

@@ -2,6 +2,7 @@
 //! the server functions in `api`, which authorise every call on the server.
 
 pub mod api;
+pub mod api_ingest;
 mod components;
 pub mod error;
 mod pages;
@@ -84,6 +85,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/models/:name") view=ModelPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=AdminUsers ssr=SsrMode::Async/>
                     <Route path=path!("/admin/models") view=AdminModels ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/keys") view=AdminKeys ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/ingest") view=AdminIngest ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

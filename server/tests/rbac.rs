@@ -104,6 +104,21 @@ both_backends!(matrix, |app: TestApp| async move {
             call: Call::Fn("revoke_model", vec![("user_id", b.clone()), ("model", "m2".into())]),
             expect: [200, 403, 403, 403, 401],
         },
+        // The write path's admin side: keys, rules, prices, capture.
+        Case { call: Call::Fn("list_api_keys", vec![]), expect: [200, 403, 403, 403, 401] },
+        Case { call: Call::Fn("revoke_api_key", vec![("id", "999999".into())]), expect: [404, 403, 403, 403, 401] },
+        Case { call: Call::Fn("list_rules", vec![]), expect: [200, 403, 403, 403, 401] },
+        Case { call: Call::Fn("delete_rule", vec![("id", "999999".into())]), expect: [404, 403, 403, 403, 401] },
+        Case { call: Call::Fn("list_prices", vec![]), expect: [200, 200, 200, 200, 401] },
+        Case {
+            call: Call::Fn("save_price", vec![("pattern", "mine*".into()), ("input_per_mtok", "1".into()), ("output_per_mtok", "2".into())]),
+            expect: [200, 403, 403, 403, 401],
+        },
+        Case { call: Call::Fn("delete_price", vec![("pattern", "absent".into())]), expect: [404, 403, 403, 403, 401] },
+        Case { call: Call::Fn("set_model_capture", vec![("name", "m1".into()), ("capture", "on".into())]), expect: [200, 403, 403, 403, 401] },
+        Case { call: Call::Get("/api/v1/logs?model=m1"), expect: [200, 200, 200, 404, 401] },
+        Case { call: Call::Get("/api/v1/logs?model=m2"), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Get("/api/v1/logs?model=m1&payloads=true"), expect: [200, 403, 200, 404, 401] },
     ];
     for case in &cases {
         for (i, who) in EVERYONE.iter().enumerate() {
@@ -123,6 +138,15 @@ both_backends!(matrix, |app: TestApp| async move {
         let name = format!("new-{i}");
         let got = status(&app, &clients[i], &Call::Fn("create_model", vec![("name", name.clone())])).await;
         assert_eq!(got, expect, "create_model as {who:?}");
+        let got = status(&app, &clients[i], &Call::Fn("create_api_key", vec![("name", name.clone()), ("scope_ingest", "on".into())])).await;
+        assert_eq!(got, expect, "create_api_key as {who:?}");
+        let got = status(
+            &app,
+            &clients[i],
+            &Call::Fn("save_rule", vec![("name", name.clone()), ("kind", "sample".into()), ("keep_percent", "50".into()), ("enabled", "on".into())]),
+        )
+        .await;
+        assert_eq!(got, expect, "save_rule as {who:?}");
         let got = status(
             &app,
             &clients[i],

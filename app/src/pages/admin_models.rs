@@ -36,7 +36,7 @@ pub fn AdminModels() -> impl IntoView {
                 match models.await {
                     Ok(list) => view! {
                         <table class="list" data-testid="admin-models">
-                            <thead><tr><th>"Name"</th><th>"Display name and description"</th><th>"Access"</th></tr></thead>
+                            <thead><tr><th>"Name"</th><th>"Display name and description"</th><th>"Payloads"</th><th>"Access"</th></tr></thead>
                             <tbody>
                                 {list.into_iter().map(|m| view! { <ModelRow model=m update/> }).collect_view()}
                             </tbody>
@@ -53,6 +53,8 @@ pub fn AdminModels() -> impl IntoView {
 fn ModelRow(model: Model, update: ServerAction<UpdateModel>) -> impl IntoView {
     let name = model.name.clone();
     let grants = Resource::new(move || name.clone(), model_grants);
+    let capture = ServerAction::<crate::api_ingest::SetModelCapture>::new();
+    let capture_name = model.name.clone();
     view! {
         <tr>
             <td><a href=format!("/models/{}", urlencode(&model.name))><code>{model.name.clone()}</code></a></td>
@@ -63,6 +65,14 @@ fn ModelRow(model: Model, update: ServerAction<UpdateModel>) -> impl IntoView {
                     <input name="description" value=model.description.clone() aria-label="Description"/>
                     <button type="submit">"Save"</button>
                 </ActionForm>
+            </td>
+            <td>
+                <ActionForm action=capture attr:class="row">
+                    <input type="hidden" name="name" value=capture_name/>
+                    <label class="check"><input type="checkbox" name="capture" checked=model.capture_payloads/>" store"</label>
+                    <button type="submit">"Apply"</button>
+                </ActionForm>
+                <ActionResult value=capture.value().into() ok="Saved."/>
             </td>
             <td>
                 <Suspense fallback=|| "…">

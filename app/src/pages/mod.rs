@@ -1,6 +1,8 @@
 //! One module per page. Pages render what server functions return and nothing else.
 
 mod account;
+mod admin_ingest;
+mod admin_keys;
 mod admin_models;
 mod admin_users;
 mod login;
@@ -9,6 +11,8 @@ mod not_found;
 mod overview;
 
 pub use account::AccountPage;
+pub use admin_ingest::AdminIngest;
+pub use admin_keys::AdminKeys;
 pub use admin_models::AdminModels;
 pub use admin_users::AdminUsers;
 pub use login::LoginPage;
