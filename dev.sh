@@ -113,6 +113,7 @@ run_tests() {
   timeout 1200 cargo test --no-fail-fast -p engine --features server 2>&1 | tee -a "$out" || status=1
   timeout 1200 cargo test --no-fail-fast -p app --features ssr 2>&1 | tee -a "$out" || status=1
   timeout 1200 cargo test --no-fail-fast -p modelwatch 2>&1 | tee -a "$out" || status=1
+  timeout 1200 cargo test --no-fail-fast -p loadgen 2>&1 | tee -a "$out" || status=1
   log "browser tests (Chromium)"
   cargo build -p modelwatch
   (cd end2end && MODELWATCH_BIN="$ROOT/target/debug/modelwatch" node --test --test-reporter=spec tests/) 2>&1 | tee -a "$out" || status=1
