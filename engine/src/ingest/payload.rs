@@ -48,7 +48,19 @@ impl Payload {
         raw.extend_from_slice(&(self.request.len() as u32).to_le_bytes());
         raw.extend_from_slice(self.request.as_bytes());
         raw.extend_from_slice(self.response.as_bytes());
-        zstd::bulk::compress(&raw, LEVEL).map_err(|e| Error::Internal(format!("payload compression failed: {e}")))
+        // A compression context is costly to set up (tables of several hundred KB); reuse one
+        // per thread instead of paying that for every ~200-byte payload.
+        thread_local! {
+            static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+        }
+        COMPRESSOR.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.is_none() {
+                *c = Some(zstd::bulk::Compressor::new(LEVEL).map_err(|e| Error::Internal(format!("zstd: {e}")))?);
+            }
+            let compressor = c.as_mut().ok_or_else(|| Error::Internal("zstd compressor missing".into()))?;
+            compressor.compress(&raw).map_err(|e| Error::Internal(format!("payload compression failed: {e}")))
+        })
     }
 
     pub fn decode(bytes: &[u8], truncated: bool) -> Result<Payload> {
