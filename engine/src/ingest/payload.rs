@@ -3,12 +3,18 @@
 //! Payloads live in their own table, apart from log rows, zstd-compressed and capped in size.
 //! Encryption at rest will be added here and nowhere else.
 //!
-//! Stored form: zstd frame of `[u32 LE request length][request][response]`.
+//! Stored form: a format byte, then `[u32 LE request length][request][response]`, either as is
+//! (`0`, for texts under `COMPRESS_FROM` bytes, which zstd barely shrinks but costs ~4 µs each)
+//! or as one zstd frame (`1`).
 
 use crate::error::{Error, Result};
 
 /// zstd level 1: several times faster than the default level, and prompt text still shrinks well.
 const LEVEL: i32 = 1;
+/// Below this size (both texts together) compression is skipped.
+const COMPRESS_FROM: usize = 512;
+const FORMAT_RAW: u8 = 0;
+const FORMAT_ZSTD: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Payload {
@@ -48,6 +54,10 @@ impl Payload {
         raw.extend_from_slice(&(self.request.len() as u32).to_le_bytes());
         raw.extend_from_slice(self.request.as_bytes());
         raw.extend_from_slice(self.response.as_bytes());
+        if raw.len() < COMPRESS_FROM {
+            raw.insert(0, FORMAT_RAW);
+            return Ok(raw);
+        }
         // A compression context is costly to set up (tables of several hundred KB); reuse one
         // per thread instead of paying that for every ~200-byte payload.
         thread_local! {
@@ -59,14 +69,20 @@ impl Payload {
                 *c = Some(zstd::bulk::Compressor::new(LEVEL).map_err(|e| Error::Internal(format!("zstd: {e}")))?);
             }
             let compressor = c.as_mut().ok_or_else(|| Error::Internal("zstd compressor missing".into()))?;
-            compressor.compress(&raw).map_err(|e| Error::Internal(format!("payload compression failed: {e}")))
+            let mut out = vec![FORMAT_ZSTD];
+            out.extend(compressor.compress(&raw).map_err(|e| Error::Internal(format!("payload compression failed: {e}")))?);
+            Ok(out)
         })
     }
 
     pub fn decode(bytes: &[u8], truncated: bool) -> Result<Payload> {
-        // Decompressed size is bounded by two capped texts; allow generous headroom.
-        let raw = zstd::bulk::decompress(bytes, 64 * 1024 * 1024)
-            .map_err(|e| Error::Storage(format!("corrupt payload: {e}")))?;
+        let raw = match bytes.split_first() {
+            Some((&FORMAT_RAW, rest)) => rest.to_vec(),
+            // Decompressed size is bounded by two capped texts; allow generous headroom.
+            Some((&FORMAT_ZSTD, rest)) => zstd::bulk::decompress(rest, 64 * 1024 * 1024)
+                .map_err(|e| Error::Storage(format!("corrupt payload: {e}")))?,
+            _ => return Err(Error::Storage("corrupt payload: unknown format".into())),
+        };
         if raw.len() < 4 {
             return Err(Error::Storage("corrupt payload: too short".into()));
         }
@@ -95,6 +111,11 @@ mod tests {
         assert_eq!(p.request, "é".repeat(5));
         assert!(Payload::new(None, None, 10).is_none());
         assert!(Payload::decode(b"not zstd", false).is_err());
+        assert!(Payload::decode(b"\x01not zstd", false).is_err());
+        // Short texts are stored as they are; long ones compressed.
+        let short = Payload::new(Some("hi".into()), Some("there".into()), 100).unwrap();
+        assert_eq!(short.encode().unwrap()[0], 0);
+        assert_eq!(Payload::decode(&short.encode().unwrap(), false).unwrap(), short);
     }
 
     #[test]
@@ -102,6 +123,7 @@ mod tests {
         let text = "The quick brown fox asks the assistant to summarise the quarterly report. ".repeat(20);
         let p = Payload::new(Some(text.clone()), Some(text), 1 << 20).unwrap();
         let stored = p.encode().unwrap();
+        assert_eq!(stored[0], 1);
         assert!(stored.len() * 5 < p.request.len() + p.response.len(), "{}", stored.len());
     }
 }
