@@ -84,10 +84,6 @@ pub fn urlencode(s: &str) -> String {
 #[component]
 pub fn LocalTime(ms: Option<i64>) -> impl IntoView {
     let Some(ms) = ms else { return view! { <span class="muted">"never"</span> }.into_any() };
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    let text = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default();
+    let text = engine::utc_minute_text(ms);
     view! { <time datetime=ms.to_string()>{text}</time> }.into_any()
 }

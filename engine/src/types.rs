@@ -97,6 +97,16 @@ pub struct Me {
     pub role: Role,
 }
 
+/// A UTC epoch-millisecond time as `2026-11-22 10:00 UTC`, the same in the CLI, on the server
+/// and in the browser (so hydration agrees).
+pub fn utc_minute_text(ms: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -251,4 +261,13 @@ pub struct LogView {
     /// Present only when asked for and the caller may view payloads.
     pub request: Option<String>,
     pub response: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_minute_text() {
+        assert_eq!(super::utc_minute_text(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc_minute_text(1_795_341_600_250), "2026-11-22 10:00 UTC");
+    }
 }

@@ -8,18 +8,7 @@ use crate::cli::KeyCommand;
 use crate::config::Config;
 
 fn when(ms: Option<i64>) -> String {
-    match ms {
-        None => "never".to_string(),
-        Some(ms) => time_text(ms),
-    }
-}
-
-fn time_text(ms: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| ms.to_string())
+    ms.map(engine::utc_minute_text).unwrap_or_else(|| "never".to_string())
 }
 
 pub async fn run(config: &Config, cmd: KeyCommand) -> Result<()> {
@@ -70,13 +59,4 @@ pub async fn run(config: &Config, cmd: KeyCommand) -> Result<()> {
 
 fn scope_text(scopes: &[Scope]) -> String {
     scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn civil_time() {
-        assert_eq!(super::time_text(0), "1970-01-01 00:00 UTC");
-        assert_eq!(super::time_text(1_795_341_600_250), "2026-11-22 10:00 UTC");
-    }
 }

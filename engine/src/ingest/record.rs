@@ -246,7 +246,7 @@ pub fn parse_log(raw: &str, prefix: &str, now_ms: i64, limits: &Limits) -> Resul
     let seed = LogSeed { limits, now_ms };
     let parsed = seed.deserialize(&mut de).and_then(|r| de.end().map(|_| r));
     let mut rec = parsed.map_err(|e| field_error(prefix, e))?;
-    rec.finish(prefix, now_ms, limits)?;
+    rec.finish(prefix, now_ms)?;
     Ok(rec)
 }
 
@@ -406,6 +406,19 @@ impl Scalar {
         }
     }
 
+    /// A metadata value (string, number or boolean); None for null, which is skipped.
+    fn meta_value<E: de::Error>(self, field: &str, max_text: usize, nested: &str) -> std::result::Result<Option<MetaValue>, E> {
+        Ok(Some(match self {
+            Scalar::Null => return Ok(None),
+            Scalar::Bool(b) => MetaValue::Bool(b),
+            Scalar::Int(i) => MetaValue::Num(i as f64),
+            Scalar::Num(n) => MetaValue::Num(n),
+            Scalar::Str(s) if s.len() > max_text => return Err(fail(field, format!("longer than {max_text} bytes"))),
+            Scalar::Str(s) => MetaValue::Str(s),
+            Scalar::Nested => return Err(fail(field, nested)),
+        }))
+    }
+
     /// RFC 3339 text, or epoch milliseconds; numbers below 10^11 are taken as epoch seconds
     /// (10^11 ms is 1973, 10^11 s is the year 5138), which is what most SDKs mean.
     fn timestamp<E: de::Error>(self, field: &str) -> std::result::Result<Option<i64>, E> {
@@ -502,27 +515,11 @@ impl<'de> Visitor<'de> for LogSeed<'_> {
                 "feedback" => r.feedback = v.integer(key, -1, 1)?,
                 _ => {
                     // Unknown scalars are kept in metadata; nested values are refused.
-                    let field = format!("metadata.{key}");
                     if key.len() > name {
                         return Err(fail("", format!("field name longer than {name} bytes")));
                     }
-                    let value = match v {
-                        Scalar::Null => continue,
-                        Scalar::Bool(b) => MetaValue::Bool(b),
-                        Scalar::Int(i) => MetaValue::Num(i as f64),
-                        Scalar::Num(n) => MetaValue::Num(n),
-                        Scalar::Str(s) if s.len() > text => {
-                            return Err(fail(key, format!("longer than {text} bytes")));
-                        }
-                        Scalar::Str(s) => MetaValue::Str(s),
-                        Scalar::Nested => {
-                            return Err(fail(
-                                key,
-                                "unknown field with an object or array value; put extra data in metadata as strings, numbers or booleans",
-                            ));
-                        }
-                    };
-                    let _ = field;
+                    let nested = "unknown field with an object or array value; put extra data in metadata as strings, numbers or booleans";
+                    let Some(value) = v.meta_value(key, text, nested)? else { continue };
                     if r.metadata.len() >= l.max_metadata_entries {
                         return Err(fail("metadata", format!("more than {} metadata entries", l.max_metadata_entries)));
                     }
@@ -550,7 +547,7 @@ impl<'de> Visitor<'de> for LogSeed<'_> {
 }
 
 impl LogRecord {
-    fn finish(&mut self, prefix: &str, now_ms: i64, _limits: &Limits) -> Result<()> {
+    fn finish(&mut self, prefix: &str, now_ms: i64) -> Result<()> {
         if self.model.is_empty() {
             return Err(Error::invalid(format!("{prefix}.model"), "model is required"));
         }
@@ -592,19 +589,8 @@ impl<'de> Visitor<'de> for MetaSeed<'_> {
             if self.existing + out.len() >= l.max_metadata_entries {
                 return Err(fail("metadata", format!("more than {} metadata entries", l.max_metadata_entries)));
             }
-            let value = match map.next_value_seed(ScalarSeed)? {
-                Scalar::Null => continue,
-                Scalar::Bool(b) => MetaValue::Bool(b),
-                Scalar::Int(i) => MetaValue::Num(i as f64),
-                Scalar::Num(n) => MetaValue::Num(n),
-                Scalar::Str(s) if s.len() > l.max_text_bytes => {
-                    return Err(fail(&field, format!("longer than {} bytes", l.max_text_bytes)));
-                }
-                Scalar::Str(s) => MetaValue::Str(s),
-                Scalar::Nested => {
-                    return Err(fail(&field, "metadata values must be strings, numbers or booleans, not objects or arrays"));
-                }
-            };
+            let nested = "metadata values must be strings, numbers or booleans, not objects or arrays";
+            let Some(value) = map.next_value_seed(ScalarSeed)?.meta_value(&field, l.max_text_bytes, nested)? else { continue };
             out.push((key.into_owned(), value));
         }
         Ok(out)

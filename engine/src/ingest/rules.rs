@@ -106,10 +106,6 @@ fn compile(rule: &IngestRule) -> Result<Rule> {
     Ok(Rule { model: ModelMatch(rule.model.trim().to_string()), compiled })
 }
 
-fn meta_text(v: &MetaValue) -> String {
-    v.as_text()
-}
-
 /// A stable per-record number in [0, 1): the trace id when there is one, so a trace is kept or
 /// sampled out as a whole; otherwise a fresh random number.
 fn sample_point(r: &LogRecord) -> f64 {
@@ -169,7 +165,7 @@ impl RuleSet {
                         None => true,
                         Some(k) => match r.metadata_get(k) {
                             None => false,
-                            Some(v) => value.as_ref().is_none_or(|want| &meta_text(v) == want),
+                            Some(v) => value.as_ref().is_none_or(|want| &v.as_text() == want),
                         },
                     };
                     if level_ok && status_ok && meta_ok {

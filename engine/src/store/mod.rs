@@ -133,7 +133,7 @@ impl SeriesKey {
 }
 
 /// A raw log row as stored. Bit flags: see `ingest::FLAG_*`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
 pub struct LogRow {
     pub ts: i64,
     pub model_id: i64,
@@ -156,14 +156,16 @@ pub struct LogRow {
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
     pub metadata: Option<String>,
-    /// Encoded by `ingest::payload`; stored in its own table.
+    /// Encoded by `ingest::payload`; stored in its own table, so never read with the row.
+    #[sqlx(skip)]
     pub payload: Option<Vec<u8>>,
 }
 
 /// A stored log row read back, with its id.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoredLog {
     pub id: i64,
+    #[sqlx(flatten)]
     pub row: LogRow,
 }
 
@@ -264,64 +266,6 @@ impl RuleRow {
         let action = serde_json::from_str(&self.config)
             .map_err(|e| Error::Storage(format!("ingest rule {} has unreadable settings: {e}", self.id)))?;
         Ok(IngestRule { id: self.id, position: self.position, name: self.name, enabled: self.enabled, model: self.model, action })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct StoredLogRow {
-    pub id: i64,
-    pub ts: i64,
-    pub model_id: i64,
-    pub series_id: i64,
-    pub flags: i64,
-    pub level: i64,
-    pub http_status: Option<i64>,
-    pub latency_ms: Option<f64>,
-    pub ttft_ms: Option<f64>,
-    pub input_tokens: Option<i64>,
-    pub output_tokens: Option<i64>,
-    pub cached_tokens: Option<i64>,
-    pub cost_usd: Option<f64>,
-    pub feedback: Option<i64>,
-    pub error_type: Option<String>,
-    pub message: Option<String>,
-    pub error_message: Option<String>,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
-    pub metadata: Option<String>,
-}
-
-impl From<StoredLogRow> for StoredLog {
-    fn from(r: StoredLogRow) -> Self {
-        StoredLog {
-            id: r.id,
-            row: LogRow {
-                ts: r.ts,
-                model_id: r.model_id,
-                series_id: r.series_id,
-                flags: r.flags,
-                level: r.level,
-                http_status: r.http_status,
-                latency_ms: r.latency_ms,
-                ttft_ms: r.ttft_ms,
-                input_tokens: r.input_tokens,
-                output_tokens: r.output_tokens,
-                cached_tokens: r.cached_tokens,
-                cost_usd: r.cost_usd,
-                feedback: r.feedback,
-                error_type: r.error_type,
-                message: r.message,
-                error_message: r.error_message,
-                user_id: r.user_id,
-                session_id: r.session_id,
-                trace_id: r.trace_id,
-                span_id: r.span_id,
-                metadata: r.metadata,
-                payload: None,
-            },
-        }
     }
 }
 
@@ -477,6 +421,47 @@ pub(crate) fn map_unique(field: &'static str, what: &'static str) -> impl FnOnce
         _ => Error::from(e),
     }
 }
+
+/// Merges the custom-metric rollup deltas of one resolution into their rows, inside the write
+/// transaction `$tx`: read, merge, write back. Both backends run this SQL (SQLite has
+/// `$n` placeholders and `ON CONFLICT … DO UPDATE` too); on Postgres the caller holds the
+/// rollup advisory lock.
+macro_rules! merge_metric_rollups {
+    ($tx:ident, $rollups:expr, $res:expr) => {
+        let table = $crate::store::metric_rollup_table($res);
+        let select = format!("SELECT count, sum, min, max, sketch FROM {table} WHERE model_id = $1 AND name = $2 AND bucket = $3");
+        let upsert = format!(
+            "INSERT INTO {table} (model_id, name, bucket, count, sum, min, max, sketch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (model_id, name, bucket) DO UPDATE SET count = excluded.count, sum = excluded.sum, \
+             min = excluded.min, max = excluded.max, sketch = excluded.sketch"
+        );
+        for (key, delta) in $rollups.sorted_metrics($res) {
+            let existing = sqlx::query_as::<_, $crate::store::MetricRollupRow>(&select)
+                .bind(key.model_id)
+                .bind(&key.name)
+                .bind(key.bucket)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            let mut acc = match existing {
+                Some(row) => row.into_acc()?,
+                None => $crate::ingest::rollup::MetricAcc::default(),
+            };
+            acc.merge(delta);
+            sqlx::query(&upsert)
+                .bind(key.model_id)
+                .bind(&key.name)
+                .bind(key.bucket)
+                .bind(acc.count)
+                .bind(acc.sum)
+                .bind(acc.min)
+                .bind(acc.max)
+                .bind($crate::store::sketch_bytes(&acc.sketch))
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+pub(crate) use merge_metric_rollups;
 
 /// The statements both backends share. `$n` placeholders work on SQLite and Postgres alike.
 macro_rules! impl_common_store {
@@ -949,17 +934,14 @@ macro_rules! impl_common_store {
                      ORDER BY ts DESC, id DESC LIMIT $5",
                     $crate::store::LOG_COLUMNS
                 );
-                Ok(sqlx::query_as::<_, $crate::store::StoredLogRow>(&sql)
+                Ok(sqlx::query_as::<_, $crate::store::StoredLog>(&sql)
                     .bind(q.model_id)
                     .bind(q.from)
                     .bind(q.to)
                     .bind(q.trace_id.as_deref())
                     .bind(q.limit)
                     .fetch_all(&self.pool)
-                    .await?
-                    .into_iter()
-                    .map(Into::into)
-                    .collect())
+                    .await?)
             }
 
             async fn count_logs(&self, model_id: i64) -> $crate::error::Result<i64> {

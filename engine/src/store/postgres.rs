@@ -38,8 +38,8 @@ super::impl_common_store!(PostgresStore, "postgres");
 
 // ----- the write path ------------------------------------------------------------------------------
 
-use super::{WriteBatch, metric_rollup_table, rollup_table, sketch_bytes};
-use crate::ingest::rollup::{MetricAcc, Resolution, RollupAcc};
+use super::{WriteBatch, rollup_table, sketch_bytes};
+use crate::ingest::rollup::{Resolution, RollupAcc};
 
 /// Several server processes may write to one Postgres. Raw rows never conflict (ids come from a
 /// sequence); rollup rows are read, merged and written back under this transaction-scoped
@@ -189,37 +189,7 @@ impl PostgresStore {
                 .await?;
             }
 
-            let table = metric_rollup_table(res);
-            for (key, delta) in b.rollups.sorted_metrics(res) {
-                let existing = sqlx::query_as::<_, super::MetricRollupRow>(&format!(
-                    "SELECT count, sum, min, max, sketch FROM {table} WHERE model_id = $1 AND name = $2 AND bucket = $3"
-                ))
-                .bind(key.model_id)
-                .bind(&key.name)
-                .bind(key.bucket)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let mut acc = match existing {
-                    Some(row) => row.into_acc()?,
-                    None => MetricAcc::default(),
-                };
-                acc.merge(delta);
-                sqlx::query(&format!(
-                    "INSERT INTO {table} (model_id, name, bucket, count, sum, min, max, sketch) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (model_id, name, bucket) DO UPDATE SET count = excluded.count, sum = excluded.sum, \
-                     min = excluded.min, max = excluded.max, sketch = excluded.sketch"
-                ))
-                .bind(key.model_id)
-                .bind(&key.name)
-                .bind(key.bucket)
-                .bind(acc.count)
-                .bind(acc.sum)
-                .bind(acc.min)
-                .bind(acc.max)
-                .bind(sketch_bytes(&acc.sketch))
-                .execute(&mut *tx)
-                .await?;
-            }
+            super::merge_metric_rollups!(tx, b.rollups, res);
         }
         tx.commit().await?;
         Ok(())

@@ -47,8 +47,8 @@ super::impl_common_store!(SqliteStore, "sqlite");
 
 use sqlx::Connection;
 
-use super::{LogRow, WriteBatch, metric_rollup_table, rollup_table, sketch_bytes};
-use crate::ingest::rollup::{MetricAcc, Resolution, RollupAcc};
+use super::{LogRow, WriteBatch, rollup_table, sketch_bytes};
+use crate::ingest::rollup::{Resolution, RollupAcc};
 
 /// Rows per multi-row INSERT: 23 columns × 400 rows stays well under SQLite's 32766 variables,
 /// and a fixed size lets the prepared statement be reused.
@@ -166,36 +166,7 @@ impl SqliteStore {
                     .await?;
             }
 
-            let table = metric_rollup_table(res);
-            let select = format!("SELECT count, sum, min, max, sketch FROM {table} WHERE model_id = ? AND name = ? AND bucket = ?");
-            let upsert = format!(
-                "INSERT OR REPLACE INTO {table} (model_id, name, bucket, count, sum, min, max, sketch) VALUES {}",
-                values_sql(1, 8)
-            );
-            for (key, delta) in b.rollups.sorted_metrics(res) {
-                let existing = sqlx::query_as::<_, super::MetricRollupRow>(&select)
-                    .bind(key.model_id)
-                    .bind(&key.name)
-                    .bind(key.bucket)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let mut acc = match existing {
-                    Some(row) => row.into_acc()?,
-                    None => MetricAcc::default(),
-                };
-                acc.merge(delta);
-                sqlx::query(&upsert)
-                    .bind(key.model_id)
-                    .bind(&key.name)
-                    .bind(key.bucket)
-                    .bind(acc.count)
-                    .bind(acc.sum)
-                    .bind(acc.min)
-                    .bind(acc.max)
-                    .bind(sketch_bytes(&acc.sketch))
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            super::merge_metric_rollups!(tx, b.rollups, res);
         }
         tx.commit().await?;
         Ok(())

@@ -122,24 +122,34 @@ fn outcome_response(outcome: IngestOutcome) -> Response {
     (StatusCode::OK, Json(outcome)).into_response()
 }
 
-pub async fn post_logs(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+/// Which ingest endpoint a request is for.
+#[derive(Clone, Copy)]
+enum Kind {
+    Logs,
+    Metrics,
+}
+
+/// Shared by both ingest endpoints. The scope is checked before the body is read, so a key
+/// without `ingest` costs no decompression or parsing (the engine checks it again).
+async fn ingest(state: AppState, req: Request, kind: Kind) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let key = key_principal(&state, &parts.headers).await?;
     key.require(engine::Scope::Ingest)?;
     let text = read_body(state.limits, &parts.headers, body).await?;
     let format = body_format(&parts.headers, &text);
-    let outcome = state.engine.ingest().logs(&key, &text, format).await?;
+    let outcome = match kind {
+        Kind::Logs => state.engine.ingest().logs(&key, &text, format).await?,
+        Kind::Metrics => state.engine.ingest().metrics(&key, &text, format).await?,
+    };
     Ok(outcome_response(outcome))
 }
 
+pub async fn post_logs(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    ingest(state, req, Kind::Logs).await
+}
+
 pub async fn post_metrics(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let key = key_principal(&state, &parts.headers).await?;
-    key.require(engine::Scope::Ingest)?;
-    let text = read_body(state.limits, &parts.headers, body).await?;
-    let format = body_format(&parts.headers, &text);
-    let outcome = state.engine.ingest().metrics(&key, &text, format).await?;
-    Ok(outcome_response(outcome))
+    ingest(state, req, Kind::Metrics).await
 }
 
 /// `GET /api/v1/logs?model=&trace_id=&from=&to=&limit=&payloads=`: newest first. Takes a
