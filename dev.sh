@@ -133,6 +133,11 @@ case "${1:-}" in
   run)
     shift
     build_release
+    if [ "${1:-}" = demo ]; then
+      shift
+      log "starting Modelwatch with demo data on embedded SQLite (data in ./data); Ctrl-C stops it"
+      exec target/release/modelwatch demo "$@"
+    fi
     log "starting Modelwatch on embedded SQLite (data in ./data); Ctrl-C stops it"
     exec target/release/modelwatch serve "$@"
     ;;

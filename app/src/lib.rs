@@ -2,8 +2,13 @@
 //! the server functions in `api`, which authorise every call on the server.
 
 pub mod api;
+pub mod api_dashboards;
 pub mod api_ingest;
+#[cfg(feature = "ssr")]
+mod charts;
 mod components;
+mod dash;
+pub mod format;
 pub mod error;
 mod pages;
 #[cfg(feature = "ssr")]
@@ -67,6 +72,7 @@ fn set_security_policy() {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    dash::provide_viewer_tz();
     // Who is signed in; read by the navigation and by pages that adapt to the role.
     let me = Resource::new(|| (), |_| api::get_me());
     provide_context(me);
@@ -83,6 +89,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=Overview ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name") view=ModelPage ssr=SsrMode::Async/>
+                    <Route path=path!("/models/:name/logs") view=ModelLogsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=AdminUsers ssr=SsrMode::Async/>
                     <Route path=path!("/admin/models") view=AdminModels ssr=SsrMode::Async/>
                     <Route path=path!("/admin/keys") view=AdminKeys ssr=SsrMode::Async/>

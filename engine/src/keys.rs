@@ -251,4 +251,29 @@ impl Engine {
         self.ingest().forget_model(name);
         Ok(())
     }
+
+    /// Chooses the metadata keys rolled up for this model's breakdowns (at most
+    /// `MAX_BREAKDOWN_KEYS`). Records ingested from now on are counted under them.
+    pub async fn set_model_breakdown_keys(&self, p: &Principal, name: &str, keys: &[String]) -> Result<Vec<String>> {
+        p.authorize(Action::Administer)?;
+        let model = self.store().model_by_name(name).await?.ok_or(Error::NotFound("model"))?;
+        let mut clean: Vec<String> = Vec::new();
+        for k in keys.iter().map(|k| k.trim()).filter(|k| !k.is_empty()) {
+            if k.len() > 128 || k.chars().any(char::is_control) {
+                return Err(Error::invalid("breakdown_keys", format!("{k:?} is not a usable metadata key (at most 128 printable characters)")));
+            }
+            if !clean.iter().any(|c| c == k) {
+                clean.push(k.to_string());
+            }
+        }
+        if clean.len() > MAX_BREAKDOWN_KEYS {
+            return Err(Error::invalid("breakdown_keys", format!("at most {MAX_BREAKDOWN_KEYS} metadata keys can be rolled up per model")));
+        }
+        self.store().set_model_breakdown_keys(model.id, &clean).await?;
+        self.ingest().forget_model(name);
+        Ok(clean)
+    }
 }
+
+/// Each rolled-up metadata key adds up to `MAX_DIM_VALUES_PER_HOUR` rows per model and hour.
+pub const MAX_BREAKDOWN_KEYS: usize = 5;

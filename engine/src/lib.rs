@@ -7,6 +7,7 @@
 //! Without the `server` feature only `types` and `error` build: the browser bundle shares them.
 
 pub mod error;
+pub mod kpi;
 pub mod types;
 
 pub use error::{Error, Result};
@@ -14,6 +15,8 @@ pub use types::*;
 
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod dashboards;
 #[cfg(feature = "server")]
 mod engine;
 #[cfg(feature = "server")]

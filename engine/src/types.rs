@@ -63,6 +63,9 @@ pub struct Model {
     pub created_at: i64,
     /// Store request/response payloads of this model (API keys can turn capture off too).
     pub capture_payloads: bool,
+    /// Metadata keys whose values are rolled up for the dashboard's breakdowns.
+    #[serde(default)]
+    pub breakdown_keys: Vec<String>,
 }
 
 /// A user's access to one model.

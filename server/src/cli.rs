@@ -69,6 +69,15 @@ pub enum Command {
     /// Manage API keys for ingest and the read API.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Serve with sample data: a week of history for five models, then live traffic.
+    Demo {
+        /// Days of history to write (once; skipped when the demo models already have data).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(i64).range(0..=90))]
+        days: i64,
+        /// Write the history only, without live traffic.
+        #[arg(long)]
+        no_live: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

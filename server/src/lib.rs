@@ -4,6 +4,7 @@
 mod assets;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod keys;
 mod error;
 mod routes;

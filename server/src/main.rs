@@ -6,7 +6,7 @@ use clap::Parser;
 use modelwatch::cli::{Cli, Command};
 use modelwatch::config::Config;
 use modelwatch::startup::Application;
-use modelwatch::{keys, telemetry, users};
+use modelwatch::{demo, keys, telemetry, users};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,6 +36,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => users::run(&config, cmd).await,
         Command::Key(cmd) => keys::run(&config, cmd).await,
+        Command::Demo { days, no_live } => {
+            let app = Application::build(&config).await?;
+            let engine = app.engine.clone();
+            let filler = tokio::spawn(async move {
+                tracing::info!(days, "writing demo history (runs once per database)");
+                match demo::backfill(&engine, days).await {
+                    Ok(0) => tracing::info!("demo history already present"),
+                    Ok(n) => tracing::info!(records = n, "demo history written; open the overview"),
+                    Err(e) => tracing::error!(error = %e, "demo history failed"),
+                }
+                if !no_live {
+                    tracing::info!("sending live demo traffic every second");
+                    demo::live(engine).await;
+                }
+            });
+            let result = app.run_until(shutdown_signal()).await;
+            filler.abort();
+            result
+        }
     }
 }
 

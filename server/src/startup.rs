@@ -109,6 +109,9 @@ fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits) 
         .route("/api/v1/me", get(routes::api::me))
         .route("/api/v1/models", get(routes::api::list_models))
         .route("/api/v1/models/{name}", get(routes::api::get_model))
+        .route("/api/v1/models/{name}/kpis", get(routes::api::kpis))
+        .route("/api/v1/models/{name}/breakdown", get(routes::api::breakdown))
+        .route("/api/v1/overview", get(routes::api::overview))
         .route(
             "/api/v1/logs",
             post(routes::ingest::post_logs).get(routes::ingest::get_logs).layer(axum::extract::DefaultBodyLimit::disable()),

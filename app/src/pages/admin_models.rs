@@ -36,7 +36,7 @@ pub fn AdminModels() -> impl IntoView {
                 match models.await {
                     Ok(list) => view! {
                         <table class="list" data-testid="admin-models">
-                            <thead><tr><th>"Name"</th><th>"Display name and description"</th><th>"Payloads"</th><th>"Access"</th></tr></thead>
+                            <thead><tr><th>"Name"</th><th>"Display name and description"</th><th>"Payloads"</th><th>"Breakdown keys"</th><th>"Access"</th></tr></thead>
                             <tbody>
                                 {list.into_iter().map(|m| view! { <ModelRow model=m update/> }).collect_view()}
                             </tbody>
@@ -55,6 +55,9 @@ fn ModelRow(model: Model, update: ServerAction<UpdateModel>) -> impl IntoView {
     let grants = Resource::new(move || name.clone(), model_grants);
     let capture = ServerAction::<crate::api_ingest::SetModelCapture>::new();
     let capture_name = model.name.clone();
+    let keys = ServerAction::<crate::api_dashboards::SetBreakdownKeys>::new();
+    let keys_name = model.name.clone();
+    let keys_value = model.breakdown_keys.join(", ");
     view! {
         <tr>
             <td><a href=format!("/models/{}", urlencode(&model.name))><code>{model.name.clone()}</code></a></td>
@@ -73,6 +76,15 @@ fn ModelRow(model: Model, update: ServerAction<UpdateModel>) -> impl IntoView {
                     <button type="submit">"Apply"</button>
                 </ActionForm>
                 <ActionResult value=capture.value().into() ok="Saved."/>
+            </td>
+            <td>
+                // Metadata keys rolled up for the dashboard's breakdown tables.
+                <ActionForm action=keys attr:class="row" attr:data-testid="breakdown-keys">
+                    <input type="hidden" name="name" value=keys_name/>
+                    <input name="keys" value=keys_value placeholder="team, region" aria-label="Metadata keys to break down by"/>
+                    <button type="submit">"Save"</button>
+                </ActionForm>
+                <ActionResult value=keys.value().into() ok="Saved; new records are counted under these keys."/>
             </td>
             <td>
                 <Suspense fallback=|| "…">

@@ -7,6 +7,7 @@ mod admin_models;
 mod admin_users;
 mod login;
 mod model;
+mod model_logs;
 mod not_found;
 mod overview;
 
@@ -17,5 +18,6 @@ pub use admin_models::AdminModels;
 pub use admin_users::AdminUsers;
 pub use login::LoginPage;
 pub use model::ModelPage;
+pub use model_logs::ModelLogsPage;
 pub use not_found::NotFound;
 pub use overview::Overview;

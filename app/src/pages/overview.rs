@@ -1,71 +1,157 @@
-//! The overview: every model the user may see. Filtering uses a GET form (`?q=`), so it works
-//! without JavaScript and the URL can be shared.
+//! The overview: every model the user may see with requests/min, error rate, p95 latency,
+//! tokens and cost over the range, the change against the previous period and a sparkline.
+//! Filtering and sorting use a GET form, so they work without JavaScript and the URL can be shared.
 
-use engine::{Model, Role};
+use engine::kpi::{change_pct, OverviewRow};
+use engine::Role;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::list_models;
+use crate::api_dashboards::{load_overview, OverviewPage};
 use crate::components::{urlencode, use_me, ErrorNote};
+use crate::dash::{range_from_query, refresh_ticker, use_viewer_tz, with_query, RangeBar};
+use crate::format::{self, Unit};
 
 #[component]
 pub fn Overview() -> impl IntoView {
     let query = use_query_map();
-    let q = move || query.read().get("q").unwrap_or_default();
-    let models = Resource::new(|| (), |_| list_models());
+    let tz = use_viewer_tz();
+    let tick = refresh_ticker();
+    let data = Resource::new(
+        move || {
+            let mut range = range_from_query(&query.read());
+            if range.tz.is_none() {
+                range.tz = tz.get();
+            }
+            (range, tick.get())
+        },
+        |(range, _)| load_overview(range),
+    );
     let me = use_me();
     view! {
         <Title text="Models · Modelwatch"/>
         <div class="page-head">
             <h1>"Models"</h1>
-            <form method="get" action="/" class="filter">
-                <input name="q" type="search" placeholder="Filter by name" value=q/>
-                <button type="submit">"Filter"</button>
-            </form>
         </div>
-        <Suspense fallback=|| view! { <p class="muted">"Loading models…"</p> }>
+        <RangeBar path="/".to_string()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading models…"</p> }>
             {move || Suspend::new(async move {
                 let is_admin = matches!(me.await, Ok(Some(ref m)) if m.role == Role::Admin);
-                match models.await {
-                    Ok(list) if list.is_empty() => view! { <EmptyState is_admin/> }.into_any(),
-                    Ok(list) => {
-                        let needle = q().to_lowercase();
-                        let shown: Vec<Model> = list
-                            .into_iter()
-                            .filter(|m| needle.is_empty()
-                                || m.name.to_lowercase().contains(&needle)
-                                || m.display_name.to_lowercase().contains(&needle))
-                            .collect();
-                        view! { <ModelTable models=shown/> }.into_any()
-                    }
+                match data.await {
+                    Ok(page) if page.overview.rows.is_empty() => view! { <EmptyState is_admin/> }.into_any(),
+                    Ok(page) => view! { <ModelTable page/> }.into_any(),
                     Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                 }
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
 #[component]
-fn ModelTable(models: Vec<Model>) -> impl IntoView {
-    if models.is_empty() {
-        return view! { <p class="muted">"No model matches this filter."</p> }.into_any();
-    }
+fn ModelTable(page: OverviewPage) -> impl IntoView {
+    let query = use_query_map();
+    let q = query.read_untracked();
+    let needle = q.get("q").unwrap_or_default().to_lowercase();
+    let env = q.get("env").unwrap_or_default();
+    let provider = q.get("provider").unwrap_or_default();
+    let sort = q.get("sort").unwrap_or_else(|| "name".into());
+    let span = page.overview.to - page.overview.from;
+    let mut envs: Vec<String> = page.overview.rows.iter().flat_map(|r| r.environments.clone()).collect();
+    envs.sort();
+    envs.dedup();
+    let mut providers: Vec<String> = page.overview.rows.iter().flat_map(|r| r.providers.clone()).collect();
+    providers.sort();
+    providers.dedup();
+    let mut rows: Vec<(OverviewRow, String)> = page
+        .overview
+        .rows
+        .into_iter()
+        .zip(page.sparklines)
+        .filter(|(r, _)| {
+            (needle.is_empty()
+                || r.model.name.to_lowercase().contains(&needle)
+                || r.model.display_name.to_lowercase().contains(&needle))
+                && (env.is_empty() || r.environments.contains(&env))
+                && (provider.is_empty() || r.providers.contains(&provider))
+        })
+        .collect();
+    let key = |r: &OverviewRow| -> f64 {
+        match sort.as_str() {
+            "requests" => -(r.total.requests as f64),
+            "errors" => -r.total.error_rate().unwrap_or(0.0),
+            "latency" => -r.total.latency_p95.unwrap_or(0.0),
+            "cost" => -r.total.cost_usd,
+            _ => 0.0,
+        }
+    };
+    rows.sort_by(|a, b| key(&a.0).total_cmp(&key(&b.0)).then_with(|| a.0.model.name.cmp(&b.0.model.name)));
+    let option = |value: &str, label: &str, current: &str| {
+        view! { <option value=value.to_string() selected=value == current>{label.to_string()}</option> }
+    };
     view! {
-        <table class="list" data-testid="model-list">
-            <thead><tr><th>"Model"</th><th>"Name sent by clients"</th><th>"Description"</th></tr></thead>
-            <tbody>
-                {models.into_iter().map(|m| view! {
-                    <tr>
-                        <td><a href=format!("/models/{}", urlencode(&m.name))>{m.display_name}</a></td>
-                        <td><code>{m.name}</code></td>
-                        <td>{m.description}</td>
-                    </tr>
-                }).collect_view()}
-            </tbody>
-        </table>
+        <form method="get" action="/" class="filter row" data-testid="overview-filter">
+            <input name="q" type="search" placeholder="Filter by name" value=q.get("q").unwrap_or_default()/>
+            <select name="env" aria-label="Environment">
+                {option("", "All environments", &env)}
+                {envs.iter().map(|e| option(e, e, &env)).collect_view()}
+            </select>
+            <select name="provider" aria-label="Provider">
+                {option("", "All providers", &provider)}
+                {providers.iter().map(|p| option(p, p, &provider)).collect_view()}
+            </select>
+            <select name="sort" aria-label="Sort by">
+                {option("name", "Sort by name", &sort)}
+                {option("requests", "Most requests", &sort)}
+                {option("errors", "Highest error rate", &sort)}
+                {option("latency", "Slowest p95", &sort)}
+                {option("cost", "Highest cost", &sort)}
+            </select>
+            {["range", "from", "to", "refresh"].iter().filter_map(|k| q.get(k).map(|v| view! { <input type="hidden" name=*k value=v/> })).collect_view()}
+            <button type="submit">"Apply"</button>
+        </form>
+        <p class="muted range-label">{page.range_label.clone()}</p>
+        {if rows.is_empty() {
+            view! { <p class="muted">"No model matches this filter."</p> }.into_any()
+        } else {
+            view! {
+                <table class="list overview" data-testid="model-list">
+                    <thead><tr>
+                        <th>"Model"</th><th>"Requests/min"</th><th>"Error rate"</th><th>"p95 latency"</th>
+                        <th>"Tokens"</th><th>"Cost"</th><th>"Requests"</th>
+                    </tr></thead>
+                    <tbody>
+                        {rows.into_iter().map(|(r, spark)| {
+                            let t = &r.total;
+                            let p = &r.previous;
+                            let delta = |c: Option<f64>, pv: Option<f64>| {
+                                let text = format::change(c.zip(pv).and_then(|(c, pv)| change_pct(c, pv)));
+                                view! { <span class="delta">{text}</span> }
+                            };
+                            let href = with_query(&format!("/models/{}", urlencode(&r.model.name)), &q, &[("q", None), ("env", None), ("provider", None), ("sort", None)]);
+                            view! {
+                                <tr data-model=r.model.name.clone()>
+                                    <td>
+                                        <a href=href>{r.model.display_name.clone()}</a>
+                                        <div class="tags">
+                                            {r.environments.iter().map(|e| view! { <span class="chip">{e.clone()}</span> }).collect_view()}
+                                            {r.providers.iter().map(|e| view! { <span class="chip">{e.clone()}</span> }).collect_view()}
+                                        </div>
+                                    </td>
+                                    <td>{format::compact((r.requests_per_min(span) * 10.0).round() / 10.0)}{delta(Some(t.requests as f64), Some(p.requests as f64))}</td>
+                                    <td>{format::opt_value(t.error_rate(), Unit::Percent)}{delta(t.error_rate(), p.error_rate())}</td>
+                                    <td>{format::opt_value(t.latency_p95, Unit::Millis)}{delta(t.latency_p95, p.latency_p95)}</td>
+                                    <td>{format::compact(t.tokens() as f64)}{delta(Some(t.tokens() as f64), Some(p.tokens() as f64))}</td>
+                                    <td>{format::value(t.cost_usd, Unit::Usd)}{delta(Some(t.cost_usd), Some(p.cost_usd))}</td>
+                                    <td class="spark" inner_html=spark></td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any()
+        }}
     }
-    .into_any()
 }
 
 #[component]

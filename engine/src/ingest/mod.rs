@@ -78,10 +78,12 @@ pub struct IngestOutcome {
     pub rejected: Vec<Rejection>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct ModelInfo {
     id: i64,
     capture_payloads: bool,
+    /// Metadata keys rolled up for breakdowns.
+    breakdown_keys: Arc<[String]>,
     fetched: Instant,
 }
 
@@ -148,7 +150,7 @@ impl Ingest {
         if let Some(m) = self.models.read().unwrap_or_else(|e| e.into_inner()).get(name)
             && m.fetched.elapsed() < MODEL_CACHE_TTL
         {
-            return Ok(*m);
+            return Ok(m.clone());
         }
         validate::model_name(field, name)?;
         let model = match self.store.model_by_name(name).await? {
@@ -168,8 +170,13 @@ impl Ingest {
                 }
             }
         };
-        let info = ModelInfo { id: model.id, capture_payloads: model.capture_payloads, fetched: Instant::now() };
-        self.models.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), info);
+        let info = ModelInfo {
+            id: model.id,
+            capture_payloads: model.capture_payloads,
+            breakdown_keys: model.breakdown_keys.into(),
+            fetched: Instant::now(),
+        };
+        self.models.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), info.clone());
         Ok(info)
     }
 
@@ -240,11 +247,26 @@ impl Ingest {
         // The rollup bucket follows the record's own time, stored or not.
         let ts = r.timestamp;
         let (verdict, redactions) = if rules.is_empty() { (Verdict::Store, 0) } else { rules.apply(&mut r) };
+        // Breakdown values are rolled up for every record, so they must be redacted like stored
+        // rows are, also for records the rules drop or sample out.
+        let wants_dims = r.user_id.is_some() || !model.breakdown_keys.is_empty();
+        if wants_dims && verdict != Verdict::Store && !rules.is_empty() {
+            rules.redact(&mut r);
+        }
+        let dims = breakdown_dims(&r, &model.breakdown_keys);
         let row = match verdict {
             Verdict::Store => Some(self.row(r, model.id, redactions, model.capture_payloads && key.capture_payloads)?),
             Verdict::Dropped | Verdict::SampledOut => None,
         };
-        Ok(PreparedLog { model_id: model.id, ts, series, error_type, facts: RecordFacts { stored: row.is_some(), ..facts }, row })
+        Ok(PreparedLog {
+            model_id: model.id,
+            ts,
+            series,
+            error_type,
+            facts: RecordFacts { stored: row.is_some(), ..facts },
+            row,
+            dims,
+        })
     }
 
     fn row(&self, r: LogRecord, model_id: i64, redactions: u32, capture: bool) -> Result<LogRow> {
@@ -332,3 +354,22 @@ impl Ingest {
         Ok(IngestOutcome { accepted, rejected })
     }
 }
+
+/// The breakdown dimensions of a record: its user and the model's chosen metadata keys.
+fn breakdown_dims(r: &LogRecord, keys: &[String]) -> Vec<(String, String)> {
+    let mut dims = Vec::new();
+    if let Some(u) = r.user_id.as_deref().filter(|u| !u.is_empty()) {
+        dims.push((DIM_USER.to_string(), u.to_string()));
+    }
+    for k in keys {
+        if let Some(v) = r.metadata_get(k) {
+            dims.push((format!("{DIM_META_PREFIX}{k}"), v.as_text()));
+        }
+    }
+    dims
+}
+
+/// The breakdown dimension of user ids in `rollups_dim_hour`.
+pub const DIM_USER: &str = "user";
+/// Prefix of metadata-key dimensions in `rollups_dim_hour`.
+pub const DIM_META_PREFIX: &str = "meta:";

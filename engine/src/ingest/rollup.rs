@@ -143,11 +143,54 @@ impl MetricAcc {
     }
 }
 
+/// A breakdown dimension value of one model-hour: `dim` is `user` or `meta:<key>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DimKey {
+    pub model_id: i64,
+    pub dim: String,
+    pub bucket: i64,
+    pub value: String,
+}
+
+/// What the user and metadata breakdowns show per value.
+#[derive(Debug, Clone, Default)]
+pub struct DimAcc {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub latency: Sketch,
+}
+
+impl DimAcc {
+    pub fn add(&mut self, f: &RecordFacts) {
+        self.requests += 1;
+        self.errors += f.error as i64;
+        self.input_tokens += f.input_tokens.unwrap_or(0);
+        self.output_tokens += f.output_tokens.unwrap_or(0);
+        self.cost_usd += f.cost_usd.unwrap_or(0.0);
+        if let Some(l) = f.latency_ms {
+            self.latency.add(l);
+        }
+    }
+    pub fn merge(&mut self, o: &DimAcc) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cost_usd += o.cost_usd;
+        self.latency.merge(&o.latency);
+    }
+}
+
 /// The rollup changes of one group commit, for both resolutions.
 #[derive(Debug, Default)]
 pub struct RollupDelta {
     pub logs: HashMap<(Resolution, RollupKey), RollupAcc>,
     pub metrics: HashMap<(Resolution, MetricKey), MetricAcc>,
+    /// Breakdown dimensions, hourly only.
+    pub dims: HashMap<DimKey, DimAcc>,
 }
 
 impl RollupDelta {
@@ -156,6 +199,15 @@ impl RollupDelta {
             let key = RollupKey { model_id, bucket: res.bucket(ts), series_id, error_type: error_type.to_string() };
             self.logs.entry((res, key)).or_default().add(f);
         }
+    }
+    pub fn add_dim(&mut self, model_id: i64, dim: &str, value: &str, ts: i64, f: &RecordFacts) {
+        let key = DimKey { model_id, dim: dim.to_string(), bucket: Resolution::Hour.bucket(ts), value: value.to_string() };
+        self.dims.entry(key).or_default().add(f);
+    }
+    pub fn sorted_dims(&self) -> Vec<(&DimKey, &DimAcc)> {
+        let mut v: Vec<_> = self.dims.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
     }
     pub fn add_metric(&mut self, model_id: i64, name: &str, ts: i64, v: f64) {
         for res in [Resolution::Minute, Resolution::Hour] {

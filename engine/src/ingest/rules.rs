@@ -185,6 +185,11 @@ impl RuleSet {
                 Compiled::Redact(_) => {}
             }
         }
+        (Verdict::Store, self.redact(r))
+    }
+
+    /// Applies the redaction rules of the record's model; returns how many values were replaced.
+    pub fn redact(&self, r: &mut LogRecord) -> u32 {
         let mut count = 0;
         let model = r.model.clone();
         for rule in self.rules.iter().filter(|x| x.model.matches(&model)) {
@@ -192,7 +197,7 @@ impl RuleSet {
                 count += redact_record(red, r);
             }
         }
-        (Verdict::Store, count)
+        count
     }
 }
 

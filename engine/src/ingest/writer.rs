@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 
-use super::rollup::{MINUTE_MS, RecordFacts, RollupDelta};
+use super::rollup::{HOUR_MS, MINUTE_MS, RecordFacts, RollupDelta};
 use crate::error::{Error, Result};
 use crate::store::{LogRow, MetricRow, SeriesKey, Store, WriteBatch};
 
@@ -24,6 +24,8 @@ pub const MAX_SERIES_PER_MODEL: usize = 500;
 /// Distinct error types per model and minute kept apart in rollups; the rest become "(other)".
 pub const MAX_ERROR_TYPES_PER_MINUTE: usize = 20;
 pub const OTHER: &str = "(other)";
+/// Distinct values per model, breakdown dimension and hour before the rest go to `(other)`.
+pub const MAX_DIM_VALUES_PER_HOUR: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -49,6 +51,8 @@ pub struct PreparedLog {
     pub facts: RecordFacts,
     /// The raw row to store (series_id filled in by the writer); None when dropped or sampled out.
     pub row: Option<LogRow>,
+    /// Breakdown dimensions of the record: (`user` or `meta:<key>`, value).
+    pub dims: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +151,8 @@ struct Resolver {
     series: HashMap<(i64, SeriesKey), i64>,
     series_count: HashMap<i64, usize>,
     error_types: HashMap<(i64, i64), HashSet<String>>,
+    /// (model, dim, hour) → values seen by this process in that hour.
+    dim_values: HashMap<(i64, String, i64), HashSet<String>>,
 }
 
 impl Resolver {
@@ -181,14 +187,36 @@ impl Resolver {
         et.to_string()
     }
 
+    /// The value under which a breakdown dimension is rolled up: itself while the model-hour
+    /// has room, `(other)` after. Values are counted per process, so with several writers (or
+    /// after a restart) an hour may hold a small multiple of the cap; it stays bounded.
+    fn dim_value<'a>(&mut self, model_id: i64, dim: &str, ts: i64, value: &'a str) -> &'a str {
+        let set = self.dim_values.entry((model_id, dim.to_string(), ts.div_euclid(HOUR_MS))).or_default();
+        if set.contains(value) {
+            return value;
+        }
+        if set.len() >= MAX_DIM_VALUES_PER_HOUR {
+            return OTHER;
+        }
+        set.insert(value.to_string());
+        value
+    }
+
     fn forget_old_minutes(&mut self, now_minute: i64) {
         // Late records for old minutes may add a few more types; that stays bounded per call.
         self.error_types.retain(|(_, m), _| *m + 180 >= now_minute);
+        let now_hour = now_minute * MINUTE_MS / HOUR_MS;
+        self.dim_values.retain(|(_, _, h), _| *h + 3 >= now_hour);
     }
 }
 
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, max_group: usize, stats: Arc<WriterStats>) {
-    let mut resolver = Resolver { series: HashMap::new(), series_count: HashMap::new(), error_types: HashMap::new() };
+    let mut resolver = Resolver {
+        series: HashMap::new(),
+        series_count: HashMap::new(),
+        error_types: HashMap::new(),
+        dim_values: HashMap::new(),
+    };
     let mut stopping = false;
     let mut last_sweep = Instant::now();
     while !stopping {
@@ -262,6 +290,10 @@ async fn write_group(store: &dyn Store, resolver: &mut Resolver, jobs: &mut [Job
                 (None, true) => resolver.error_type(p.model_id, ts, "error"),
             };
             batch.rollups.add_log(p.model_id, series_id, &et, ts, &p.facts);
+            for (dim, value) in &p.dims {
+                let v = resolver.dim_value(p.model_id, dim, ts, value);
+                batch.rollups.add_dim(p.model_id, dim, v, ts, &p.facts);
+            }
             if let Some(mut row) = p.row {
                 row.series_id = series_id;
                 batch.logs.push(row);

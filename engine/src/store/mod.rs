@@ -81,6 +81,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_grant(&self, user_id: i64, model_id: i64) -> Result<()>;
 
     async fn set_model_capture(&self, id: i64, capture_payloads: bool) -> Result<()>;
+    async fn set_model_breakdown_keys(&self, id: i64, keys: &[String]) -> Result<()>;
 
     // ----- write path ---------------------------------------------------------------------------
     async fn count_series(&self, model_id: i64) -> Result<i64>;
@@ -112,6 +113,12 @@ pub trait Store: Send + Sync + 'static {
     async fn payload(&self, log_id: i64) -> Result<Option<Vec<u8>>>;
     /// Rollup rows of a model in `[from, to)`, all series and error types merged.
     async fn rollup_total(&self, model_id: i64, res: Resolution, from: i64, to: i64) -> Result<RollupAcc>;
+    /// Rollup rows of one model with `from <= bucket < to`, in bucket order.
+    async fn rollup_rows(&self, model_id: i64, res: Resolution, from: i64, to: i64) -> Result<Vec<RollupRangeRow>>;
+    /// Custom-metric rollup rows of one model with `from <= bucket < to`, by name and bucket.
+    async fn metric_rollup_rows(&self, model_id: i64, res: Resolution, from: i64, to: i64) -> Result<Vec<MetricRangeRow>>;
+    /// Hourly breakdown rows of one model and dimension with `from <= bucket < to`.
+    async fn dim_rollup_rows(&self, model_id: i64, dim: &str, from: i64, to: i64) -> Result<Vec<DimRangeRow>>;
     async fn metric_rollup_total(&self, model_id: i64, name: &str, res: Resolution, from: i64, to: i64) -> Result<MetricAcc>;
 }
 
@@ -306,6 +313,70 @@ impl RollupRow {
     }
 }
 
+/// A rollup row with its key, as range queries return it. Sketches stay encoded until a
+/// query needs them.
+#[derive(sqlx::FromRow)]
+pub struct RollupRangeRow {
+    pub bucket: i64,
+    pub series_id: i64,
+    pub error_type: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub cache_hits: i64,
+    pub latency: Option<Vec<u8>>,
+    pub ttft: Option<Vec<u8>>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct MetricRangeRow {
+    pub name: String,
+    pub bucket: i64,
+    pub count: i64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub sketch: Option<Vec<u8>>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct DimRangeRow {
+    pub bucket: i64,
+    pub value: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub latency: Option<Vec<u8>>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DimRollupRow {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub latency: Option<Vec<u8>>,
+}
+
+impl DimRollupRow {
+    pub(crate) fn into_acc(self) -> Result<crate::ingest::rollup::DimAcc> {
+        Ok(crate::ingest::rollup::DimAcc {
+            requests: self.requests,
+            errors: self.errors,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cost_usd: self.cost_usd,
+            latency: crate::ingest::sketch::Sketch::decode_opt(self.latency.as_deref())?,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct MetricRollupRow {
     pub count: i64,
@@ -397,6 +468,7 @@ pub(crate) struct ModelRow {
     pub description: String,
     pub created_at: i64,
     pub capture_payloads: bool,
+    pub breakdown_keys: String,
 }
 
 impl From<ModelRow> for Model {
@@ -408,6 +480,8 @@ impl From<ModelRow> for Model {
             description: r.description,
             created_at: r.created_at,
             capture_payloads: r.capture_payloads,
+            // Written only by set_model_breakdown_keys from a Vec<String>; a damaged value reads as none.
+            breakdown_keys: serde_json::from_str(&r.breakdown_keys).unwrap_or_default(),
         }
     }
 }
@@ -462,6 +536,50 @@ macro_rules! merge_metric_rollups {
     };
 }
 pub(crate) use merge_metric_rollups;
+
+/// Merges the breakdown-dimension deltas into `rollups_dim_hour` inside the write transaction
+/// `$tx`, like `merge_metric_rollups`.
+macro_rules! merge_dim_rollups {
+    ($tx:ident, $rollups:expr) => {
+        for (key, delta) in $rollups.sorted_dims() {
+            let existing = sqlx::query_as::<_, $crate::store::DimRollupRow>(
+                "SELECT requests, errors, input_tokens, output_tokens, cost_usd, latency FROM rollups_dim_hour \
+                 WHERE model_id = $1 AND dim = $2 AND bucket = $3 AND value = $4",
+            )
+            .bind(key.model_id)
+            .bind(&key.dim)
+            .bind(key.bucket)
+            .bind(&key.value)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            let mut acc = match existing {
+                Some(row) => row.into_acc()?,
+                None => $crate::ingest::rollup::DimAcc::default(),
+            };
+            acc.merge(delta);
+            sqlx::query(
+                "INSERT INTO rollups_dim_hour (model_id, dim, bucket, value, requests, errors, input_tokens, output_tokens, \
+                 cost_usd, latency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (model_id, dim, bucket, value) DO UPDATE SET requests = excluded.requests, \
+                 errors = excluded.errors, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+                 cost_usd = excluded.cost_usd, latency = excluded.latency",
+            )
+            .bind(key.model_id)
+            .bind(&key.dim)
+            .bind(key.bucket)
+            .bind(&key.value)
+            .bind(acc.requests)
+            .bind(acc.errors)
+            .bind(acc.input_tokens)
+            .bind(acc.output_tokens)
+            .bind(acc.cost_usd)
+            .bind($crate::store::sketch_bytes(&acc.latency))
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+pub(crate) use merge_dim_rollups;
 
 /// The statements both backends share. `$n` placeholders work on SQLite and Postgres alike.
 macro_rules! impl_common_store {
@@ -635,12 +753,13 @@ macro_rules! impl_common_store {
                     description: new.description.to_string(),
                     created_at: new.now_ms,
                     capture_payloads: true,
+                    breakdown_keys: Vec::new(),
                 })
             }
 
             async fn model_by_name(&self, name: &str) -> $crate::error::Result<Option<$crate::types::Model>> {
                 Ok(sqlx::query_as::<_, $crate::store::ModelRow>(
-                    "SELECT id, name, display_name, description, created_at, capture_payloads FROM models WHERE name = $1",
+                    "SELECT id, name, display_name, description, created_at, capture_payloads, breakdown_keys FROM models WHERE name = $1",
                 )
                 .bind(name)
                 .fetch_optional(&self.pool)
@@ -650,7 +769,7 @@ macro_rules! impl_common_store {
 
             async fn list_models(&self) -> $crate::error::Result<Vec<$crate::types::Model>> {
                 Ok(sqlx::query_as::<_, $crate::store::ModelRow>(
-                    "SELECT id, name, display_name, description, created_at, capture_payloads FROM models ORDER BY name",
+                    "SELECT id, name, display_name, description, created_at, capture_payloads, breakdown_keys FROM models ORDER BY name",
                 )
                 .fetch_all(&self.pool)
                 .await?
@@ -721,6 +840,15 @@ macro_rules! impl_common_store {
             async fn set_model_capture(&self, id: i64, capture_payloads: bool) -> $crate::error::Result<()> {
                 sqlx::query("UPDATE models SET capture_payloads = $1 WHERE id = $2")
                     .bind(capture_payloads)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn set_model_breakdown_keys(&self, id: i64, keys: &[String]) -> $crate::error::Result<()> {
+                sqlx::query("UPDATE models SET breakdown_keys = $1 WHERE id = $2")
+                    .bind(serde_json::to_string(keys).unwrap_or_else(|_| "[]".into()))
                     .bind(id)
                     .execute(&self.pool)
                     .await?;
@@ -975,6 +1103,56 @@ macro_rules! impl_common_store {
                     total.merge(&r.into_acc()?);
                 }
                 Ok(total)
+            }
+
+            async fn rollup_rows(
+                &self,
+                model_id: i64,
+                res: $crate::ingest::rollup::Resolution,
+                from: i64,
+                to: i64,
+            ) -> $crate::error::Result<Vec<$crate::store::RollupRangeRow>> {
+                let sql = format!(
+                    "SELECT bucket, series_id, error_type, requests, errors, input_tokens, output_tokens, cached_tokens, \
+                     cost_usd, cache_hits, latency, ttft FROM {} WHERE model_id = $1 AND bucket >= $2 AND bucket < $3 \
+                     ORDER BY bucket",
+                    $crate::store::rollup_table(res)
+                );
+                Ok(sqlx::query_as(&sql).bind(model_id).bind(from).bind(to).fetch_all(&self.pool).await?)
+            }
+
+            async fn metric_rollup_rows(
+                &self,
+                model_id: i64,
+                res: $crate::ingest::rollup::Resolution,
+                from: i64,
+                to: i64,
+            ) -> $crate::error::Result<Vec<$crate::store::MetricRangeRow>> {
+                let sql = format!(
+                    "SELECT name, bucket, count, sum, min, max, sketch FROM {} \
+                     WHERE model_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY name, bucket",
+                    $crate::store::metric_rollup_table(res)
+                );
+                Ok(sqlx::query_as(&sql).bind(model_id).bind(from).bind(to).fetch_all(&self.pool).await?)
+            }
+
+            async fn dim_rollup_rows(
+                &self,
+                model_id: i64,
+                dim: &str,
+                from: i64,
+                to: i64,
+            ) -> $crate::error::Result<Vec<$crate::store::DimRangeRow>> {
+                Ok(sqlx::query_as(
+                    "SELECT bucket, value, requests, errors, input_tokens, output_tokens, cost_usd, latency \
+                     FROM rollups_dim_hour WHERE model_id = $1 AND dim = $2 AND bucket >= $3 AND bucket < $4",
+                )
+                .bind(model_id)
+                .bind(dim)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn metric_rollup_total(

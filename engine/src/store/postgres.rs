@@ -191,6 +191,7 @@ impl PostgresStore {
 
             super::merge_metric_rollups!(tx, b.rollups, res);
         }
+        super::merge_dim_rollups!(tx, b.rollups);
         tx.commit().await?;
         Ok(())
     }

@@ -168,6 +168,7 @@ impl SqliteStore {
 
             super::merge_metric_rollups!(tx, b.rollups, res);
         }
+        super::merge_dim_rollups!(tx, b.rollups);
         tx.commit().await?;
         Ok(())
     }

@@ -1,0 +1,23 @@
+-- Dashboards: breakdowns by user and by chosen metadata keys.
+--
+-- Metadata keys whose values are rolled up for this model's dashboard breakdowns (JSON array of
+-- key names, edited in Admin → Models). Only chosen keys are rolled up so that a high-cardinality
+-- key cannot grow the rollups behind the admin's back.
+ALTER TABLE models ADD COLUMN breakdown_keys TEXT NOT NULL DEFAULT '[]';
+
+-- Per model and hour, the numbers behind the "by user" and "by metadata key" breakdowns.
+-- `dim` is 'user' or 'meta:<key>'. The writer keeps at most a fixed number of values per
+-- (model, dim, hour) and files the rest under '(other)', so the row count stays bounded.
+CREATE TABLE rollups_dim_hour (
+    model_id      INTEGER NOT NULL,
+    dim           TEXT    NOT NULL,
+    bucket        INTEGER NOT NULL,
+    value         TEXT    NOT NULL,
+    requests      INTEGER NOT NULL,
+    errors        INTEGER NOT NULL,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost_usd      REAL    NOT NULL,
+    latency       BLOB,
+    PRIMARY KEY (model_id, dim, bucket, value)
+) WITHOUT ROWID;
