@@ -54,7 +54,7 @@ pub struct OverviewPage {
 }
 
 #[server(prefix = "/fn", endpoint = "model_dashboard")]
-pub async fn model_dashboard(name: String, range: RangeParams, by: Option<String>) -> Result<Dashboard, AppError> {
+pub async fn model_dashboard(name: String, #[server(default)] range: RangeParams, by: Option<String>) -> Result<Dashboard, AppError> {
     use engine::kpi::BreakdownBy;
     let (engine, p) = crate::session::caller().await?;
     let (range, tz_name) = ssr::resolve(range)?;
@@ -71,7 +71,7 @@ pub async fn model_dashboard(name: String, range: RangeParams, by: Option<String
 }
 
 #[server(prefix = "/fn", endpoint = "load_overview")]
-pub async fn load_overview(range: RangeParams) -> Result<OverviewPage, AppError> {
+pub async fn load_overview(#[server(default)] range: RangeParams) -> Result<OverviewPage, AppError> {
     let (engine, p) = crate::session::caller().await?;
     let (range, tz_name) = ssr::resolve(range)?;
     let overview = engine.overview(engine::reads::Caller::User(&p), &range).await?;

@@ -119,6 +119,18 @@ both_backends!(matrix, |app: TestApp| async move {
         Case { call: Call::Get("/api/v1/logs?model=m1"), expect: [200, 200, 200, 404, 401] },
         Case { call: Call::Get("/api/v1/logs?model=m2"), expect: [200, 404, 404, 404, 401] },
         Case { call: Call::Get("/api/v1/logs?model=m1&payloads=true"), expect: [200, 403, 200, 404, 401] },
+        // Dashboards: per-model KPIs, breakdowns and CSV follow the grants; the overview lists.
+        Case { call: Call::Get("/api/v1/overview"), expect: [200, 200, 200, 200, 401] },
+        Case { call: Call::Get("/api/v1/models/m1/kpis?range=1h"), expect: [200, 200, 200, 404, 401] },
+        Case { call: Call::Get("/api/v1/models/m2/kpis?range=1h"), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Get("/api/v1/models/m2/kpis?range=1h&format=csv"), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Get("/api/v1/models/m1/breakdown?by=user"), expect: [200, 200, 200, 404, 401] },
+        Case { call: Call::Get("/api/v1/models/m2/breakdown?by=provider"), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Fn("model_dashboard", vec![("name", "m1".into())]), expect: [200, 200, 200, 404, 401] },
+        Case { call: Call::Fn("model_dashboard", vec![("name", "m2".into()), ("range[range]", "7d".into())]), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Fn("load_overview", vec![]), expect: [200, 200, 200, 200, 401] },
+        Case { call: Call::Fn("recent_logs", vec![("name", "m2".into())]), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Fn("set_breakdown_keys", vec![("name", "m1".into()), ("keys", "team".into())]), expect: [200, 403, 403, 403, 401] },
     ];
     for case in &cases {
         for (i, who) in EVERYONE.iter().enumerate() {
