@@ -86,7 +86,9 @@ pub fn render(f: Frame<'_>, series: Vec<Series>) -> Chart {
     } else {
         max * 1.1
     };
-    let has_data = drawn.iter().flatten().any(|v| v.is_some_and(|x| x > 0.0));
+    // Rates and percentiles have data when any step has a value (0% is a value); stacked counts
+    // only when something was counted.
+    let has_data = drawn.iter().flatten().any(|v| v.is_some_and(|x| f.kind == Kind::Lines || x > 0.0));
     let ticks = time_ticks(x_from, x_to, f.tz, 6);
     let tick_points: Vec<i64> = ticks.iter().map(|t| t.0).collect();
 
@@ -104,7 +106,7 @@ pub fn render(f: Frame<'_>, series: Vec<Series>) -> Chart {
         if let Ok(mut chart) = built {
             let unit = f.unit;
             let label_of = |x: &i64| ticks.iter().find(|t| t.0 == *x).map(|t| t.1.clone()).unwrap_or_default();
-            let font = ("sans-serif", 12).into_font().color(&INK);
+            let font = ("sans-serif", 13).into_font().color(&INK);
             let _ = chart
                 .configure_mesh()
                 .disable_x_mesh()

@@ -8,11 +8,11 @@ import { chromium } from 'playwright-core';
 
 export const ADMIN_PASSWORD = 'e2e-admin-password';
 
-export async function startServer() {
+export async function startServer({ args = ['serve'] } = {}) {
   const bin = process.env.MODELWATCH_BIN;
   if (!bin) throw new Error('MODELWATCH_BIN must point at the modelwatch binary (./dev.sh test sets it)');
   const dataDir = mkdtempSync(join(tmpdir(), 'modelwatch-e2e-'));
-  const child = spawn(bin, ['serve'], {
+  const child = spawn(bin, args, {
     env: {
       PATH: process.env.PATH,
       MODELWATCH_DATA_DIR: dataDir,

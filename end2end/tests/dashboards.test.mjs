@@ -1,0 +1,85 @@
+// Dashboards in a real browser, on the demo data (`modelwatch demo`): the overview lists the
+// models with sparklines; a model dashboard draws SVG charts with data; switching the range
+// changes the URL and the step; hovering shows a readout; chart and breakdown links open the
+// logs filtered to that slice; without JavaScript the charts are still there.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, startBrowser, newPage, login, waitForHydration, ADMIN_PASSWORD } from './harness.mjs';
+
+let server;
+let browser;
+before(async () => {
+  server = await startServer({ args: ['demo', '--days', '1', '--no-live'] });
+  browser = await startBrowser();
+});
+after(async () => { await browser?.close(); await server?.stop(); });
+
+// The demo writes its history in the background after the server starts.
+async function waitForDemoData(page) {
+  for (let i = 0; i < 120; i++) {
+    await page.goto(`${server.base}/`);
+    const row = await page.$('[data-testid=model-list] tr[data-model="gpt-4o"]');
+    if (row && server.log().includes('demo history written')) return;
+    await page.waitForTimeout(500);
+  }
+  throw new Error(`demo data did not appear:\n${server.log()}`);
+}
+
+test('overview, dashboard, range switch, hover and links (JavaScript on)', async () => {
+  const page = await newPage(browser);
+  await login(page, server.base, 'admin', ADMIN_PASSWORD);
+  await waitForDemoData(page);
+  await page.goto(`${server.base}/`);
+  await waitForHydration(page);
+  const rows = await page.$$eval('[data-testid=model-list] tbody tr', (trs) => trs.map((t) => t.dataset.model));
+  assert.deepEqual(rows.sort(), ['claude-sonnet-4', 'fraud-detector', 'gpt-4o', 'llama-3-70b', 'text-embedding-3-small']);
+  assert.ok(await page.$('tr[data-model="gpt-4o"] svg.sparkline polyline'), 'a sparkline is drawn');
+
+  await page.click('tr[data-model="gpt-4o"] a');
+  await page.waitForSelector('[data-testid=model-title]');
+  assert.match(page.url(), /\/models\/gpt-4o/);
+  const requests = '[data-panel=requests] .chart';
+  assert.equal(await page.getAttribute(requests, 'data-has-data'), 'true');
+  assert.ok(await page.$(`${requests} svg polygon`), 'the requests chart has a data path');
+  assert.ok((await page.$$('[data-testid=panels] .panel')).length >= 8, 'all KPI panels');
+  assert.match(await page.textContent('[data-testid=headline]'), /Requests/);
+  assert.match(await page.textContent('[data-testid=range-label]'), /5m steps/);
+
+  // Switch to 7 days: the URL keeps the range and the step becomes hourly.
+  await page.click('a[data-range="7d"]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=range-label]')?.textContent.includes('1h steps'));
+  assert.match(page.url(), /range=7d/);
+  assert.ok(await page.$(`${requests} svg polygon`));
+
+  // Hover shows the readout of the nearest point.
+  const box = await page.locator('[data-panel=latency] .hover').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.93, box.y + box.height / 2);
+  await page.waitForFunction(() => /p95: \d/.test(document.querySelector('[data-panel=latency] .readout')?.textContent ?? ''));
+
+  // A breakdown row opens the logs filtered to that slice.
+  await page.click('[data-testid=breakdown-table] a >> text=openai');
+  await page.waitForSelector('[data-testid=log-filter]');
+  assert.match(page.url(), /\/models\/gpt-4o\/logs\?from=\d+&to=\d+&provider=openai/);
+  assert.match(await page.textContent('[data-testid=log-filter]'), /provider = openai/);
+
+  // A click on a chart opens the logs of that step.
+  await page.goBack();
+  await page.waitForSelector('[data-panel=requests] .hover');
+  const rbox = await page.locator('[data-panel=requests] .hover').boundingBox();
+  await page.mouse.click(rbox.x + rbox.width * 0.93, rbox.y + rbox.height / 2);
+  await page.waitForURL(/\/models\/gpt-4o\/logs\?from=\d+&to=\d+$/);
+  await page.waitForSelector('[data-testid=log-list]');
+  assert.deepEqual(page.errors, [], 'no console errors');
+});
+
+test('dashboards render without JavaScript', async () => {
+  const page = await newPage(browser, { javaScriptEnabled: false });
+  await login(page, server.base, 'admin', ADMIN_PASSWORD);
+  const resp = await page.goto(`${server.base}/models/claude-sonnet-4?range=24h&by=user`);
+  assert.equal(resp.status(), 200);
+  assert.equal(await page.getAttribute('[data-panel=latency] .chart', 'data-has-data'), 'true');
+  assert.ok(await page.$('[data-panel=latency] svg polyline'));
+  assert.match(await page.textContent('[data-testid=breakdown-table]'), /user-\d+/);
+  const missing = await page.goto(`${server.base}/models/no-such-model`);
+  assert.equal(missing.status(), 404);
+});
