@@ -318,3 +318,39 @@ both_backends!(kpis_are_authorised_per_model, |app: common::TestApp| async move 
     let resp = app.call(&viewer, "set_breakdown_keys", &[("name", "dash-b"), ("keys", "team")]).await;
     assert_eq!(resp.status(), 403);
 });
+
+both_backends!(breakdown_values_are_redacted_and_capped, |app: common::TestApp| async move {
+    use engine::{IngestRule, Principal, RuleAction};
+    let op = Principal::operator();
+    let rule = |name: &str, action: RuleAction| IngestRule { id: 0, position: 0, name: name.into(), enabled: true, model: "capped".into(), action };
+    app.engine.save_rule(&op, rule("pii", RuleAction::Redact { kinds: vec!["email".into()], custom: vec![] })).await.unwrap();
+    // Debug records are dropped before storage, but still counted in the rollups.
+    app.engine
+        .save_rule(&op, rule("no debug", RuleAction::Drop { levels: vec!["debug".into()], status: None, metadata_key: None, metadata_value: None }))
+        .await
+        .unwrap();
+    let key = app.api_key(&[Scope::Ingest], &[]).await;
+    let hour = (engine::now_ms() - 3 * HOUR).div_euclid(HOUR) * HOUR;
+    let mut recs = vec![
+        json!({"timestamp": hour + 1000, "model": "capped", "user_id": "bob@example.com"}),
+        json!({"timestamp": hour + 2000, "model": "capped", "user_id": "eve@example.com", "level": "debug"}),
+    ];
+    // 210 more distinct users in the same hour: 200 values per model-hour, then "(other)".
+    for i in 0..210 {
+        recs.push(json!({"timestamp": hour + 10_000 + i, "model": "capped", "user_id": format!("u{i:03}")}));
+    }
+    let (s, body) = app.ingest(&key, &recs).await;
+    assert_eq!(s, 200, "{body}");
+    let admin = app.admin().await;
+    let (s, b) = get(&admin, app.url(&format!("/api/v1/models/capped/breakdown?by=user&from={hour}&to={}", hour + HOUR))).await;
+    assert_eq!(s, 200, "{b}");
+    let rows = b["rows"].as_array().unwrap();
+    let text = b.to_string();
+    assert!(!text.contains("@example.com"), "no e-mail address reaches the rollups: {text}");
+    let redacted = rows.iter().find(|r| r["value"] == "[EMAIL]").expect("redacted value");
+    assert_eq!(redacted["requests"], 2, "the dropped debug record is counted too, redacted");
+    assert_eq!(rows.len(), 200 + 1, "200 values (one of them [EMAIL]) and (other)");
+    let other = rows.iter().find(|r| r["value"] == "(other)").expect("overflow row");
+    assert_eq!(other["requests"], 11);
+    assert_eq!(rows.iter().map(|r| r["requests"].as_i64().unwrap()).sum::<i64>(), 212);
+});
