@@ -11,13 +11,13 @@ pub use jiff::tz::TimeZone;
 
 use crate::engine::{Engine, now_ms};
 use crate::error::{Error, Result};
-use crate::ingest::rollup::{HOUR_MS, Resolution, RollupAcc};
+use crate::ingest::rollup::{Resolution, RollupAcc};
 use crate::ingest::sketch::Sketch;
 use crate::ingest::{DIM_META_PREFIX, DIM_USER};
 use crate::kpi::*;
 pub use crate::kpi::RangeParams;
 use crate::reads::Caller;
-use crate::store::{RollupRangeRow, SeriesKey};
+use crate::store::{ModelRangeRow, RollupRangeRow, SeriesKey};
 use crate::types::Model;
 
 /// A range resolved to UTC milliseconds.
@@ -162,22 +162,75 @@ fn floor_to(t: i64, step: i64) -> i64 {
     t.div_euclid(step) * step
 }
 
+fn ceil_to(t: i64, step: i64) -> i64 {
+    floor_to(t + step - 1, step)
+}
+
+/// Cuts `[from, to)` (multiples of `finest`'s step) into as few rollup buckets as possible:
+/// whole UTC days in the middle, hours and then minutes at the edges. A 30-day total reads
+/// about 30 daily rows and at most 46 hourly ones instead of 720.
+fn cover(from: i64, to: i64, finest: Resolution) -> Vec<(Resolution, i64, i64)> {
+    fn go(from: i64, to: i64, levels: &[Resolution], out: &mut Vec<(Resolution, i64, i64)>) {
+        if from >= to {
+            return;
+        }
+        let Some((res, rest)) = levels.split_first() else { return };
+        if rest.is_empty() {
+            out.push((*res, from, to));
+            return;
+        }
+        let (a, b) = (ceil_to(from, res.step_ms()), floor_to(to, res.step_ms()));
+        if a < b {
+            go(from, a, rest, out);
+            out.push((*res, a, b));
+            go(b, to, rest, out);
+        } else {
+            go(from, to, rest, out);
+        }
+    }
+    let levels: Vec<Resolution> = [Resolution::Day, Resolution::Hour, Resolution::Minute]
+        .into_iter()
+        .filter(|r| r.step_ms() >= finest.step_ms())
+        .collect();
+    let mut out = Vec::new();
+    go(from, to, &levels, &mut out);
+    out
+}
+
 /// Sums and sketches of rollup rows, turned into `KpiTotals` at the end.
 #[derive(Default)]
 struct Sum {
     acc: RollupAcc,
 }
 
+/// The counters of a rollup row, whichever table it comes from.
+trait Counts {
+    fn counts(&self) -> (i64, i64, i64, i64, i64, f64, i64);
+}
+
+impl Counts for RollupRangeRow {
+    fn counts(&self) -> (i64, i64, i64, i64, i64, f64, i64) {
+        (self.requests, self.errors, self.input_tokens, self.output_tokens, self.cached_tokens, self.cost_usd, self.cache_hits)
+    }
+}
+
+impl Counts for ModelRangeRow {
+    fn counts(&self) -> (i64, i64, i64, i64, i64, f64, i64) {
+        (self.requests, self.errors, self.input_tokens, self.output_tokens, self.cached_tokens, self.cost_usd, self.cache_hits)
+    }
+}
+
 impl Sum {
-    fn add_row(&mut self, r: &RollupRangeRow, latency: &Option<Sketch>, ttft: &Option<Sketch>) {
+    fn add_row(&mut self, r: &impl Counts, latency: &Option<Sketch>, ttft: &Option<Sketch>) {
         let a = &mut self.acc;
-        a.requests += r.requests;
-        a.errors += r.errors;
-        a.input_tokens += r.input_tokens;
-        a.output_tokens += r.output_tokens;
-        a.cached_tokens += r.cached_tokens;
-        a.cost_usd += r.cost_usd;
-        a.cache_hits += r.cache_hits;
+        let (requests, errors, input, output, cached, cost, hits) = r.counts();
+        a.requests += requests;
+        a.errors += errors;
+        a.input_tokens += input;
+        a.output_tokens += output;
+        a.cached_tokens += cached;
+        a.cost_usd += cost;
+        a.cache_hits += hits;
         if let Some(s) = latency {
             a.latency.merge(s);
         }
@@ -239,6 +292,20 @@ impl Engine {
     }
 
     /// The model dashboard: totals, the previous period, a KPI point per step, custom metrics.
+    /// Totals of a model over the rollup buckets that start in `[from, to)` (multiples of
+    /// `finest`), read from the per-model tables with as few rows as possible.
+    async fn model_totals(&self, model_id: i64, from: i64, to: i64, finest: Resolution, ttft: bool) -> Result<Sum> {
+        let mut sum = Sum::default();
+        for (res, a, b) in cover(from, to, finest) {
+            for row in self.store().model_rollup_rows(model_id, res, a, b).await? {
+                let t = if ttft { decode(&row.ttft)? } else { None };
+                sum.add_row(&row, &decode(&row.latency)?, &t);
+            }
+        }
+        Ok(sum)
+    }
+
+    /// The model dashboard: totals, the previous period, a KPI point per step, custom metrics.
     pub async fn model_kpis(&self, caller: Caller<'_>, name: &str, range: &ResolvedRange) -> Result<ModelKpis> {
         let model = self.model_for(caller, name, false).await?;
         let now = now_ms();
@@ -247,19 +314,17 @@ impl Engine {
         let starts = point_starts(range, now);
         let first = starts.first().copied().unwrap_or(range.from);
         let total_from = floor_to(range.from, res_ms);
+        let total_to = ceil_to(range.to, res_ms);
         let prev_from = floor_to(range.from - range.span(), res_ms);
-        let rows = self.store().rollup_rows(model.id, res, prev_from.min(first), range.to).await?;
-
+        // One row per bucket: the points, and the total from the same rows.
+        let rows = self.store().model_rollup_rows(model.id, res, first.min(total_from), total_to).await?;
         let mut points: Vec<Sum> = starts.iter().map(|_| Sum::default()).collect();
         let mut total = Sum::default();
-        let mut previous = Sum::default();
         for row in &rows {
             let latency = decode(&row.latency)?;
             let ttft = decode(&row.ttft)?;
             if row.bucket >= total_from {
                 total.add_row(row, &latency, &ttft);
-            } else if row.bucket >= prev_from {
-                previous.add_row(row, &latency, &ttft);
             }
             if row.bucket >= first {
                 let i = ((row.bucket - first) / range.step_ms) as usize;
@@ -268,6 +333,7 @@ impl Engine {
                 }
             }
         }
+        let previous = self.model_totals(model.id, prev_from, total_from, res, true).await?;
         let points = starts.iter().zip(points.iter()).map(|(t, s)| KpiPoint { t: *t, v: s.totals() }).collect();
         let metrics = self.metric_series(model.id, range, &starts, res).await?;
         Ok(ModelKpis {
@@ -278,7 +344,7 @@ impl Engine {
             step_ms: range.step_ms,
             resolution: match res {
                 Resolution::Minute => "minute".into(),
-                Resolution::Hour => "hour".into(),
+                Resolution::Hour | Resolution::Day => "hour".into(),
             },
             total: total.totals(),
             previous: previous.totals(),
@@ -355,8 +421,11 @@ impl Engine {
                 _ => unreachable!("hourly_only covers user and metadata"),
             };
             let from = floor_to(range.from, HOUR_MS);
-            let to = floor_to(range.to + HOUR_MS - 1, HOUR_MS);
-            let rows = self.store().dim_rollup_rows(model.id, &dim, from, to).await?;
+            let to = ceil_to(range.to, HOUR_MS);
+            let mut rows = Vec::new();
+            for (res, a, b) in cover(from, to, Resolution::Hour) {
+                rows.extend(self.store().dim_rollup_rows(model.id, &dim, res, a, b).await?);
+            }
             let mut groups: HashMap<String, (BreakdownRow, Sketch)> = HashMap::new();
             for r in rows {
                 let (row, sketch) = groups.entry(r.value.clone()).or_insert_with(|| {
@@ -375,7 +444,10 @@ impl Engine {
         }
         let res = range.resolution();
         let from = floor_to(range.from, res.step_ms());
-        let rows = self.store().rollup_rows(model.id, res, from, range.to).await?;
+        let mut rows = Vec::new();
+        for (r, a, b) in cover(from, ceil_to(range.to, res.step_ms()), res) {
+            rows.extend(self.store().rollup_rows(model.id, r, a, b).await?);
+        }
         let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
         let mut groups: HashMap<String, (BreakdownRow, Sketch)> = HashMap::new();
         for r in &rows {
@@ -405,31 +477,36 @@ impl Engine {
     }
 
     /// Every readable model with its totals, the previous period and a requests sparkline.
+    /// The sparkline has at most `SPARKLINE_POINTS` points, read from the per-model rollups of
+    /// the coarsest resolution that fits its step.
     pub async fn overview(&self, caller: Caller<'_>, range: &ResolvedRange) -> Result<Overview> {
         let models = self.readable_models(caller).await?;
         let now = now_ms();
         let res = range.resolution();
-        let starts = point_starts(range, now);
-        let first = starts.first().copied().unwrap_or(range.from);
         let total_from = floor_to(range.from, res.step_ms());
+        let total_to = ceil_to(range.to, res.step_ms());
         let prev_from = floor_to(range.from - range.span(), res.step_ms());
+        let spark_step = STEPS_MS
+            .iter()
+            .copied()
+            .find(|s| (range.span() + s - 1) / s <= SPARKLINE_POINTS)
+            .unwrap_or(DAY_MS)
+            .max(range.step_ms);
+        let spark_res = [Resolution::Day, Resolution::Hour, Resolution::Minute]
+            .into_iter()
+            .find(|r| spark_step % r.step_ms() == 0)
+            .unwrap_or(Resolution::Minute);
+        let spark_range = ResolvedRange { step_ms: spark_step, ..*range };
+        let starts = point_starts(&spark_range, now);
+        let first = starts.first().copied().unwrap_or(range.from);
         let mut rows = Vec::with_capacity(models.len());
         for model in models {
-            let data = self.store().rollup_rows(model.id, res, prev_from.min(first), range.to).await?;
-            let mut total = Sum::default();
-            let mut previous = Sum::default();
+            // The overview shows latency only; TTFT sketches are not decoded.
+            let total = self.model_totals(model.id, total_from, total_to, res, false).await?;
+            let previous = self.model_totals(model.id, prev_from, total_from, res, false).await?;
             let mut sparkline = vec![0i64; starts.len()];
-            for row in &data {
-                // The overview shows latency only; TTFT sketches are not decoded.
-                let latency = decode(&row.latency)?;
-                if row.bucket >= total_from {
-                    total.add_row(row, &latency, &None);
-                } else if row.bucket >= prev_from {
-                    previous.add_row(row, &latency, &None);
-                }
-                if row.bucket >= first
-                    && let Some(s) = sparkline.get_mut(((row.bucket - first) / range.step_ms) as usize)
-                {
+            for row in self.store().model_rollup_rows(model.id, spark_res, first, range.to).await? {
+                if let Some(s) = sparkline.get_mut(((row.bucket - first) / spark_step) as usize) {
                     *s += row.requests;
                 }
             }
@@ -443,9 +520,12 @@ impl Engine {
             providers.dedup();
             rows.push(OverviewRow { model, total: total.totals(), previous: previous.totals(), sparkline, environments, providers });
         }
-        Ok(Overview { from: range.from, to: range.to, step_ms: range.step_ms, rows })
+        Ok(Overview { from: range.from, to: range.to, step_ms: spark_step, rows })
     }
 }
+
+/// Points of an overview sparkline, at most.
+pub const SPARKLINE_POINTS: i64 = 48;
 
 fn finish_rows(groups: HashMap<String, (BreakdownRow, Sketch)>) -> Vec<BreakdownRow> {
     let mut rows: Vec<BreakdownRow> = groups
@@ -547,6 +627,31 @@ mod tests {
         let month = time_ticks(0, 30 * DAY_MS, &TimeZone::UTC, 6);
         assert!(month.len() <= 6 && month.len() >= 4, "{month:?}");
         assert!(time_ticks(5, 4, &TimeZone::UTC, 6).is_empty());
+    }
+
+    #[test]
+    fn cover_uses_days_in_the_middle_and_finer_buckets_at_the_edges() {
+        let from = 10 * DAY_MS - 3 * HOUR_MS - 5 * MINUTE_MS;
+        let to = 40 * DAY_MS + 2 * HOUR_MS + 7 * MINUTE_MS;
+        let c = cover(from, to, Resolution::Minute);
+        assert_eq!(c, vec![
+            (Resolution::Minute, from, 10 * DAY_MS - 3 * HOUR_MS),
+            (Resolution::Hour, 10 * DAY_MS - 3 * HOUR_MS, 10 * DAY_MS),
+            (Resolution::Day, 10 * DAY_MS, 40 * DAY_MS),
+            (Resolution::Hour, 40 * DAY_MS, 40 * DAY_MS + 2 * HOUR_MS),
+            (Resolution::Minute, 40 * DAY_MS + 2 * HOUR_MS, to),
+        ]);
+        // Contiguous and complete.
+        for w in c.windows(2) {
+            assert_eq!(w[0].2, w[1].1);
+        }
+        assert_eq!(cover(3 * HOUR_MS, 30 * HOUR_MS, Resolution::Hour), vec![(Resolution::Hour, 3 * HOUR_MS, 30 * HOUR_MS)]);
+        assert_eq!(cover(3 * HOUR_MS, 50 * HOUR_MS, Resolution::Hour), vec![
+            (Resolution::Hour, 3 * HOUR_MS, DAY_MS),
+            (Resolution::Day, DAY_MS, 2 * DAY_MS),
+            (Resolution::Hour, 2 * DAY_MS, 50 * HOUR_MS),
+        ]);
+        assert!(cover(5, 5, Resolution::Minute).is_empty());
     }
 
     #[test]

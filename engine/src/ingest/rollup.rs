@@ -14,12 +14,15 @@ use super::sketch::Sketch;
 
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
 
 /// Which rollup table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resolution {
     Minute,
     Hour,
+    /// UTC days; log rollups only (custom metrics have minute and hour).
+    Day,
 }
 
 impl Resolution {
@@ -27,6 +30,7 @@ impl Resolution {
         match self {
             Resolution::Minute => MINUTE_MS,
             Resolution::Hour => HOUR_MS,
+            Resolution::Day => DAY_MS,
         }
     }
     pub fn bucket(self, ts: i64) -> i64 {
@@ -189,23 +193,35 @@ impl DimAcc {
 pub struct RollupDelta {
     pub logs: HashMap<(Resolution, RollupKey), RollupAcc>,
     pub metrics: HashMap<(Resolution, MetricKey), MetricAcc>,
-    /// Breakdown dimensions, hourly only.
-    pub dims: HashMap<DimKey, DimAcc>,
+    /// Per model totals over all series and error types: (resolution, model, bucket).
+    pub totals: HashMap<(Resolution, i64, i64), RollupAcc>,
+    /// Breakdown dimensions by hour and by day.
+    pub dims: HashMap<(Resolution, DimKey), DimAcc>,
 }
 
 impl RollupDelta {
     pub fn add_log(&mut self, model_id: i64, series_id: i64, error_type: &str, ts: i64, f: &RecordFacts) {
-        for res in [Resolution::Minute, Resolution::Hour] {
+        for res in [Resolution::Minute, Resolution::Hour, Resolution::Day] {
             let key = RollupKey { model_id, bucket: res.bucket(ts), series_id, error_type: error_type.to_string() };
             self.logs.entry((res, key)).or_default().add(f);
+            self.totals.entry((res, model_id, res.bucket(ts))).or_default().add(f);
         }
     }
-    pub fn add_dim(&mut self, model_id: i64, dim: &str, value: &str, ts: i64, f: &RecordFacts) {
-        let key = DimKey { model_id, dim: dim.to_string(), bucket: Resolution::Hour.bucket(ts), value: value.to_string() };
-        self.dims.entry(key).or_default().add(f);
+    /// Model totals of one resolution in (model, bucket) order.
+    pub fn sorted_totals(&self, res: Resolution) -> Vec<((i64, i64), &RollupAcc)> {
+        let mut v: Vec<_> = self.totals.iter().filter(|((r, _, _), _)| *r == res).map(|((_, m, b), a)| ((*m, *b), a)).collect();
+        v.sort_by_key(|x| x.0);
+        v
     }
-    pub fn sorted_dims(&self) -> Vec<(&DimKey, &DimAcc)> {
-        let mut v: Vec<_> = self.dims.iter().collect();
+    pub fn add_dim(&mut self, model_id: i64, dim: &str, value: &str, ts: i64, f: &RecordFacts) {
+        for res in [Resolution::Hour, Resolution::Day] {
+            let key = DimKey { model_id, dim: dim.to_string(), bucket: res.bucket(ts), value: value.to_string() };
+            self.dims.entry((res, key)).or_default().add(f);
+        }
+    }
+    /// Breakdown deltas of one resolution (hour or day) in key order.
+    pub fn sorted_dims(&self, res: Resolution) -> Vec<(&DimKey, &DimAcc)> {
+        let mut v: Vec<_> = self.dims.iter().filter(|((r, _), _)| *r == res).map(|((_, k), a)| (k, a)).collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
     }
@@ -251,5 +267,15 @@ mod tests {
         let h = d.sorted_logs(Resolution::Hour);
         assert_eq!(h.len(), 2, "ok and error rows in the same hour");
         assert_eq!(h.iter().map(|x| x.1.requests).sum::<i64>(), 3);
+        assert_eq!(d.sorted_logs(Resolution::Day).len(), 2);
+        // Model totals merge series and error types: one row per bucket.
+        assert_eq!(d.sorted_totals(Resolution::Minute).iter().map(|x| x.1.requests).collect::<Vec<_>>(), vec![2, 1]);
+        let day = d.sorted_totals(Resolution::Day);
+        assert_eq!((day.len(), day[0].1.requests, day[0].1.errors, day[0].1.latency.count()), (1, 3, 2, 2));
+        d.add_dim(1, "user", "u1", 61_000, &f);
+        d.add_dim(1, "user", "u1", 2 * HOUR_MS, &f);
+        assert_eq!(d.sorted_dims(Resolution::Hour).len(), 2);
+        assert_eq!(d.sorted_dims(Resolution::Day).len(), 1);
+        assert_eq!(d.sorted_dims(Resolution::Day)[0].1.requests, 2);
     }
 }

@@ -117,8 +117,10 @@ pub trait Store: Send + Sync + 'static {
     async fn rollup_rows(&self, model_id: i64, res: Resolution, from: i64, to: i64) -> Result<Vec<RollupRangeRow>>;
     /// Custom-metric rollup rows of one model with `from <= bucket < to`, by name and bucket.
     async fn metric_rollup_rows(&self, model_id: i64, res: Resolution, from: i64, to: i64) -> Result<Vec<MetricRangeRow>>;
-    /// Hourly breakdown rows of one model and dimension with `from <= bucket < to`.
-    async fn dim_rollup_rows(&self, model_id: i64, dim: &str, from: i64, to: i64) -> Result<Vec<DimRangeRow>>;
+    /// Breakdown rows (hourly or daily) of one model and dimension with `from <= bucket < to`.
+    async fn dim_rollup_rows(&self, model_id: i64, dim: &str, res: Resolution, from: i64, to: i64) -> Result<Vec<DimRangeRow>>;
+    /// Per model totals with `from <= bucket < to`, in bucket order.
+    async fn model_rollup_rows(&self, model_id: i64, res: Resolution, from: i64, to: i64) -> Result<Vec<ModelRangeRow>>;
     async fn metric_rollup_total(&self, model_id: i64, name: &str, res: Resolution, from: i64, to: i64) -> Result<MetricAcc>;
 }
 
@@ -331,6 +333,21 @@ pub struct RollupRangeRow {
     pub ttft: Option<Vec<u8>>,
 }
 
+/// A per model total row of `model_rollups_*`.
+#[derive(sqlx::FromRow)]
+pub struct ModelRangeRow {
+    pub bucket: i64,
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub cache_hits: i64,
+    pub latency: Option<Vec<u8>>,
+    pub ttft: Option<Vec<u8>>,
+}
+
 #[derive(sqlx::FromRow)]
 pub struct MetricRangeRow {
     pub name: String,
@@ -402,13 +419,33 @@ pub(crate) fn rollup_table(res: Resolution) -> &'static str {
     match res {
         Resolution::Minute => "rollups_minute",
         Resolution::Hour => "rollups_hour",
+        Resolution::Day => "rollups_day",
+    }
+}
+
+/// Per model totals (`model_rollups_*`).
+pub(crate) fn model_rollup_table(res: Resolution) -> &'static str {
+    match res {
+        Resolution::Minute => "model_rollups_minute",
+        Resolution::Hour => "model_rollups_hour",
+        Resolution::Day => "model_rollups_day",
+    }
+}
+
+/// Breakdown dimensions: hourly and daily only (a minute asks for the hour table).
+pub(crate) fn dim_rollup_table(res: Resolution) -> &'static str {
+    match res {
+        Resolution::Day => "rollups_dim_day",
+        Resolution::Minute | Resolution::Hour => "rollups_dim_hour",
     }
 }
 
 pub(crate) fn metric_rollup_table(res: Resolution) -> &'static str {
     match res {
         Resolution::Minute => "metric_rollups_minute",
-        Resolution::Hour => "metric_rollups_hour",
+        // Custom metrics have no daily level; the writer never asks for one and long ranges
+        // read the hourly rows.
+        Resolution::Hour | Resolution::Day => "metric_rollups_hour",
     }
 }
 
@@ -540,12 +577,21 @@ pub(crate) use merge_metric_rollups;
 /// Merges the breakdown-dimension deltas into `rollups_dim_hour` inside the write transaction
 /// `$tx`, like `merge_metric_rollups`.
 macro_rules! merge_dim_rollups {
-    ($tx:ident, $rollups:expr) => {
-        for (key, delta) in $rollups.sorted_dims() {
-            let existing = sqlx::query_as::<_, $crate::store::DimRollupRow>(
-                "SELECT requests, errors, input_tokens, output_tokens, cost_usd, latency FROM rollups_dim_hour \
-                 WHERE model_id = $1 AND dim = $2 AND bucket = $3 AND value = $4",
-            )
+    ($tx:ident, $rollups:expr, $res:expr) => {
+        let table = $crate::store::dim_rollup_table($res);
+        let select = format!(
+            "SELECT requests, errors, input_tokens, output_tokens, cost_usd, latency FROM {table} \
+             WHERE model_id = $1 AND dim = $2 AND bucket = $3 AND value = $4"
+        );
+        let upsert = format!(
+            "INSERT INTO {table} (model_id, dim, bucket, value, requests, errors, input_tokens, output_tokens, \
+             cost_usd, latency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (model_id, dim, bucket, value) DO UPDATE SET requests = excluded.requests, \
+             errors = excluded.errors, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+             cost_usd = excluded.cost_usd, latency = excluded.latency"
+        );
+        for (key, delta) in $rollups.sorted_dims($res) {
+            let existing = sqlx::query_as::<_, $crate::store::DimRollupRow>(&select)
             .bind(key.model_id)
             .bind(&key.dim)
             .bind(key.bucket)
@@ -557,13 +603,7 @@ macro_rules! merge_dim_rollups {
                 None => $crate::ingest::rollup::DimAcc::default(),
             };
             acc.merge(delta);
-            sqlx::query(
-                "INSERT INTO rollups_dim_hour (model_id, dim, bucket, value, requests, errors, input_tokens, output_tokens, \
-                 cost_usd, latency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (model_id, dim, bucket, value) DO UPDATE SET requests = excluded.requests, \
-                 errors = excluded.errors, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
-                 cost_usd = excluded.cost_usd, latency = excluded.latency",
-            )
+            sqlx::query(&upsert)
             .bind(key.model_id)
             .bind(&key.dim)
             .bind(key.bucket)
@@ -580,6 +620,54 @@ macro_rules! merge_dim_rollups {
     };
 }
 pub(crate) use merge_dim_rollups;
+
+/// Merges the per-model totals of one resolution into `model_rollups_*` inside the write
+/// transaction `$tx`, like `merge_metric_rollups`.
+macro_rules! merge_model_rollups {
+    ($tx:ident, $rollups:expr, $res:expr) => {
+        let table = $crate::store::model_rollup_table($res);
+        let select = format!(
+            "SELECT requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, cache_hits, stored, latency, ttft \
+             FROM {table} WHERE model_id = $1 AND bucket = $2"
+        );
+        let upsert = format!(
+            "INSERT INTO {table} (model_id, bucket, requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, \
+             cache_hits, stored, latency, ttft) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (model_id, bucket) DO UPDATE SET requests = excluded.requests, errors = excluded.errors, \
+             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+             cached_tokens = excluded.cached_tokens, cost_usd = excluded.cost_usd, cache_hits = excluded.cache_hits, \
+             stored = excluded.stored, latency = excluded.latency, ttft = excluded.ttft"
+        );
+        for ((model_id, bucket), delta) in $rollups.sorted_totals($res) {
+            let existing = sqlx::query_as::<_, $crate::store::RollupRow>(&select)
+                .bind(model_id)
+                .bind(bucket)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            let mut acc = match existing {
+                Some(row) => row.into_acc()?,
+                None => $crate::ingest::rollup::RollupAcc::default(),
+            };
+            acc.merge(delta);
+            sqlx::query(&upsert)
+                .bind(model_id)
+                .bind(bucket)
+                .bind(acc.requests)
+                .bind(acc.errors)
+                .bind(acc.input_tokens)
+                .bind(acc.output_tokens)
+                .bind(acc.cached_tokens)
+                .bind(acc.cost_usd)
+                .bind(acc.cache_hits)
+                .bind(acc.stored)
+                .bind($crate::store::sketch_bytes(&acc.latency))
+                .bind($crate::store::sketch_bytes(&acc.ttft))
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+pub(crate) use merge_model_rollups;
 
 /// The statements both backends share. `$n` placeholders work on SQLite and Postgres alike.
 macro_rules! impl_common_store {
@@ -1136,17 +1224,35 @@ macro_rules! impl_common_store {
                 Ok(sqlx::query_as(&sql).bind(model_id).bind(from).bind(to).fetch_all(&self.pool).await?)
             }
 
+            async fn model_rollup_rows(
+                &self,
+                model_id: i64,
+                res: $crate::ingest::rollup::Resolution,
+                from: i64,
+                to: i64,
+            ) -> $crate::error::Result<Vec<$crate::store::ModelRangeRow>> {
+                let sql = format!(
+                    "SELECT bucket, requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, cache_hits, \
+                     latency, ttft FROM {} WHERE model_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket",
+                    $crate::store::model_rollup_table(res)
+                );
+                Ok(sqlx::query_as(&sql).bind(model_id).bind(from).bind(to).fetch_all(&self.pool).await?)
+            }
+
             async fn dim_rollup_rows(
                 &self,
                 model_id: i64,
                 dim: &str,
+                res: $crate::ingest::rollup::Resolution,
                 from: i64,
                 to: i64,
             ) -> $crate::error::Result<Vec<$crate::store::DimRangeRow>> {
-                Ok(sqlx::query_as(
+                let sql = format!(
                     "SELECT bucket, value, requests, errors, input_tokens, output_tokens, cost_usd, latency \
-                     FROM rollups_dim_hour WHERE model_id = $1 AND dim = $2 AND bucket >= $3 AND bucket < $4",
-                )
+                     FROM {} WHERE model_id = $1 AND dim = $2 AND bucket >= $3 AND bucket < $4",
+                    $crate::store::dim_rollup_table(res)
+                );
+                Ok(sqlx::query_as(&sql)
                 .bind(model_id)
                 .bind(dim)
                 .bind(from)

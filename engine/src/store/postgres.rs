@@ -120,7 +120,7 @@ impl PostgresStore {
         if !b.rollups.logs.is_empty() || !b.rollups.metrics.is_empty() {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(ROLLUP_LOCK).execute(&mut *tx).await?;
         }
-        for res in [Resolution::Minute, Resolution::Hour] {
+        for res in [Resolution::Minute, Resolution::Hour, Resolution::Day] {
             let entries = b.rollups.sorted_logs(res);
             if !entries.is_empty() {
                 let table = rollup_table(res);
@@ -189,9 +189,14 @@ impl PostgresStore {
                 .await?;
             }
 
-            super::merge_metric_rollups!(tx, b.rollups, res);
+            // Custom metrics have minute and hour levels; breakdown dimensions hour and day
+            // (the minute call finds nothing to merge).
+            if res != Resolution::Day {
+                super::merge_metric_rollups!(tx, b.rollups, res);
+            }
+            super::merge_dim_rollups!(tx, b.rollups, res);
+            super::merge_model_rollups!(tx, b.rollups, res);
         }
-        super::merge_dim_rollups!(tx, b.rollups);
         tx.commit().await?;
         Ok(())
     }

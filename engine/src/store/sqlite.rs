@@ -123,7 +123,7 @@ impl SqliteStore {
             }
         }
 
-        for res in [Resolution::Minute, Resolution::Hour] {
+        for res in [Resolution::Minute, Resolution::Hour, Resolution::Day] {
             let table = rollup_table(res);
             let select = format!(
                 "SELECT requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, cache_hits, stored, latency, ttft \
@@ -166,9 +166,14 @@ impl SqliteStore {
                     .await?;
             }
 
-            super::merge_metric_rollups!(tx, b.rollups, res);
+            // Custom metrics have minute and hour levels; breakdown dimensions hour and day
+            // (the minute call finds nothing to merge).
+            if res != Resolution::Day {
+                super::merge_metric_rollups!(tx, b.rollups, res);
+            }
+            super::merge_dim_rollups!(tx, b.rollups, res);
+            super::merge_model_rollups!(tx, b.rollups, res);
         }
-        super::merge_dim_rollups!(tx, b.rollups);
         tx.commit().await?;
         Ok(())
     }
