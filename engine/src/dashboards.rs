@@ -486,9 +486,11 @@ impl Engine {
         let total_from = floor_to(range.from, res.step_ms());
         let total_to = ceil_to(range.to, res.step_ms());
         let prev_from = floor_to(range.from - range.span(), res.step_ms());
+        // Whole hours once the range is longer than 6 h, so it reads the hourly table.
         let spark_step = STEPS_MS
             .iter()
             .copied()
+            .filter(|s| range.span() <= 6 * HOUR_MS || *s >= HOUR_MS)
             .find(|s| (range.span() + s - 1) / s <= SPARKLINE_POINTS)
             .unwrap_or(DAY_MS)
             .max(range.step_ms);
@@ -505,9 +507,9 @@ impl Engine {
             let total = self.model_totals(model.id, total_from, total_to, res, false).await?;
             let previous = self.model_totals(model.id, prev_from, total_from, res, false).await?;
             let mut sparkline = vec![0i64; starts.len()];
-            for row in self.store().model_rollup_rows(model.id, spark_res, first, range.to).await? {
-                if let Some(s) = sparkline.get_mut(((row.bucket - first) / spark_step) as usize) {
-                    *s += row.requests;
+            for (bucket, requests) in self.store().model_request_counts(model.id, spark_res, first, range.to).await? {
+                if let Some(s) = sparkline.get_mut(((bucket - first) / spark_step) as usize) {
+                    *s += requests;
                 }
             }
             let series = self.store().series_of_model(model.id).await?;

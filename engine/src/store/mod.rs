@@ -119,6 +119,8 @@ pub trait Store: Send + Sync + 'static {
     async fn metric_rollup_rows(&self, model_id: i64, res: Resolution, from: i64, to: i64) -> Result<Vec<MetricRangeRow>>;
     /// Breakdown rows (hourly or daily) of one model and dimension with `from <= bucket < to`.
     async fn dim_rollup_rows(&self, model_id: i64, dim: &str, res: Resolution, from: i64, to: i64) -> Result<Vec<DimRangeRow>>;
+    /// (bucket, requests) of the per model totals with `from <= bucket < to` (no sketches).
+    async fn model_request_counts(&self, model_id: i64, res: Resolution, from: i64, to: i64) -> Result<Vec<(i64, i64)>>;
     /// Per model totals with `from <= bucket < to`, in bucket order.
     async fn model_rollup_rows(&self, model_id: i64, res: Resolution, from: i64, to: i64) -> Result<Vec<ModelRangeRow>>;
     async fn metric_rollup_total(&self, model_id: i64, name: &str, res: Resolution, from: i64, to: i64) -> Result<MetricAcc>;
@@ -1220,6 +1222,20 @@ macro_rules! impl_common_store {
                     "SELECT name, bucket, count, sum, min, max, sketch FROM {} \
                      WHERE model_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY name, bucket",
                     $crate::store::metric_rollup_table(res)
+                );
+                Ok(sqlx::query_as(&sql).bind(model_id).bind(from).bind(to).fetch_all(&self.pool).await?)
+            }
+
+            async fn model_request_counts(
+                &self,
+                model_id: i64,
+                res: $crate::ingest::rollup::Resolution,
+                from: i64,
+                to: i64,
+            ) -> $crate::error::Result<Vec<(i64, i64)>> {
+                let sql = format!(
+                    "SELECT bucket, requests FROM {} WHERE model_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket",
+                    $crate::store::model_rollup_table(res)
                 );
                 Ok(sqlx::query_as(&sql).bind(model_id).bind(from).bind(to).fetch_all(&self.pool).await?)
             }
