@@ -357,6 +357,9 @@ both_backends!(breakdown_values_are_redacted_and_capped, |app: common::TestApp| 
     }
     let (s, body) = app.ingest(&key, &recs).await;
     assert_eq!(s, 200, "{body}");
+    // A second commit merges into the rows the first one wrote.
+    let (s, body) = app.ingest(&key, &[json!({"timestamp": hour + 3000, "model": "capped", "user_id": "bob@example.com", "latency_ms": 5})]).await;
+    assert_eq!(s, 200, "{body}");
     let admin = app.admin().await;
     let (s, b) = get(&admin, app.url(&format!("/api/v1/models/capped/breakdown?by=user&from={hour}&to={}", hour + HOUR))).await;
     assert_eq!(s, 200, "{b}");
@@ -364,9 +367,10 @@ both_backends!(breakdown_values_are_redacted_and_capped, |app: common::TestApp| 
     let text = b.to_string();
     assert!(!text.contains("@example.com"), "no e-mail address reaches the rollups: {text}");
     let redacted = rows.iter().find(|r| r["value"] == "[EMAIL]").expect("redacted value");
-    assert_eq!(redacted["requests"], 2, "the dropped debug record is counted too, redacted");
+    assert_eq!(redacted["requests"], 3, "the dropped debug record is counted too, redacted");
+    assert_close("merged latency", &redacted["latency_p95"], 5.0);
     assert_eq!(rows.len(), 200 + 1, "200 values (one of them [EMAIL]) and (other)");
     let other = rows.iter().find(|r| r["value"] == "(other)").expect("overflow row");
     assert_eq!(other["requests"], 11);
-    assert_eq!(rows.iter().map(|r| r["requests"].as_i64().unwrap()).sum::<i64>(), 212);
+    assert_eq!(rows.iter().map(|r| r["requests"].as_i64().unwrap()).sum::<i64>(), 213);
 });

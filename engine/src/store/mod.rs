@@ -373,6 +373,17 @@ pub struct DimRangeRow {
     pub latency: Option<Vec<u8>>,
 }
 
+/// A breakdown rollup row with its key, as the writer reads it back to merge into.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DimKeyedRow {
+    pub model_id: i64,
+    pub dim: String,
+    pub bucket: i64,
+    pub value: String,
+    #[sqlx(flatten)]
+    pub row: DimRollupRow,
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct DimRollupRow {
     pub requests: i64,
@@ -579,45 +590,66 @@ pub(crate) use merge_metric_rollups;
 /// Merges the breakdown-dimension deltas into `rollups_dim_hour` inside the write transaction
 /// `$tx`, like `merge_metric_rollups`.
 macro_rules! merge_dim_rollups {
-    ($tx:ident, $rollups:expr, $res:expr) => {
+    // `$ph` turns a 1-based parameter index into its placeholder: `?` on SQLite (sqlx looks
+    // `$N` names up one by one, quadratic in a 5000-parameter statement), `$N` on Postgres.
+    ($tx:ident, $rollups:expr, $res:expr, $ph:expr) => {
+        let ph: fn(usize) -> String = $ph;
+        // Many distinct values per commit (one per user and key), so rows are read and
+        // written in chunks of statements rather than one pair of statements per value.
         let table = $crate::store::dim_rollup_table($res);
-        let select = format!(
-            "SELECT requests, errors, input_tokens, output_tokens, cost_usd, latency FROM {table} \
-             WHERE model_id = $1 AND dim = $2 AND bucket = $3 AND value = $4"
-        );
-        let upsert = format!(
-            "INSERT INTO {table} (model_id, dim, bucket, value, requests, errors, input_tokens, output_tokens, \
-             cost_usd, latency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (model_id, dim, bucket, value) DO UPDATE SET requests = excluded.requests, \
-             errors = excluded.errors, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
-             cost_usd = excluded.cost_usd, latency = excluded.latency"
-        );
-        for (key, delta) in $rollups.sorted_dims($res) {
-            let existing = sqlx::query_as::<_, $crate::store::DimRollupRow>(&select)
-            .bind(key.model_id)
-            .bind(&key.dim)
-            .bind(key.bucket)
-            .bind(&key.value)
-            .fetch_optional(&mut *$tx)
-            .await?;
-            let mut acc = match existing {
-                Some(row) => row.into_acc()?,
-                None => $crate::ingest::rollup::DimAcc::default(),
-            };
-            acc.merge(delta);
-            sqlx::query(&upsert)
-            .bind(key.model_id)
-            .bind(&key.dim)
-            .bind(key.bucket)
-            .bind(&key.value)
-            .bind(acc.requests)
-            .bind(acc.errors)
-            .bind(acc.input_tokens)
-            .bind(acc.output_tokens)
-            .bind(acc.cost_usd)
-            .bind($crate::store::sketch_bytes(&acc.latency))
-            .execute(&mut *$tx)
-            .await?;
+        let entries = $rollups.sorted_dims($res);
+        for chunk in entries.chunks(500) {
+            let keys: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({}, {}, {}, {})", ph(4 * i + 1), ph(4 * i + 2), ph(4 * i + 3), ph(4 * i + 4)))
+                .collect();
+            let select = format!(
+                "SELECT model_id, dim, bucket, value, requests, errors, input_tokens, output_tokens, cost_usd, latency \
+                 FROM {table} WHERE (model_id, dim, bucket, value) IN (VALUES {})",
+                keys.join(", ")
+            );
+            let mut q = sqlx::query_as::<_, $crate::store::DimKeyedRow>(&select);
+            for (key, _) in chunk {
+                q = q.bind(key.model_id).bind(&key.dim).bind(key.bucket).bind(&key.value);
+            }
+            let mut old: std::collections::HashMap<(i64, String, i64, String), $crate::ingest::rollup::DimAcc> =
+                std::collections::HashMap::new();
+            for row in q.fetch_all(&mut *$tx).await? {
+                let k = (row.model_id, row.dim.clone(), row.bucket, row.value.clone());
+                old.insert(k, row.row.into_acc()?);
+            }
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 10 * i;
+                    format!("({})", (1..=10).map(|j| ph(b + j)).collect::<Vec<_>>().join(", "))
+                })
+                .collect();
+            let upsert = format!(
+                "INSERT INTO {table} (model_id, dim, bucket, value, requests, errors, input_tokens, output_tokens, \
+                 cost_usd, latency) VALUES {} \
+                 ON CONFLICT (model_id, dim, bucket, value) DO UPDATE SET requests = excluded.requests, \
+                 errors = excluded.errors, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+                 cost_usd = excluded.cost_usd, latency = excluded.latency",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&upsert);
+            for (key, delta) in chunk {
+                let mut acc = old
+                    .remove(&(key.model_id, key.dim.clone(), key.bucket, key.value.clone()))
+                    .unwrap_or_default();
+                acc.merge(delta);
+                q = q
+                    .bind(key.model_id)
+                    .bind(key.dim.clone())
+                    .bind(key.bucket)
+                    .bind(key.value.clone())
+                    .bind(acc.requests)
+                    .bind(acc.errors)
+                    .bind(acc.input_tokens)
+                    .bind(acc.output_tokens)
+                    .bind(acc.cost_usd)
+                    .bind($crate::store::sketch_bytes(&acc.latency));
+            }
+            q.execute(&mut *$tx).await?;
         }
     };
 }

@@ -194,7 +194,7 @@ impl PostgresStore {
             if res != Resolution::Day {
                 super::merge_metric_rollups!(tx, b.rollups, res);
             }
-            super::merge_dim_rollups!(tx, b.rollups, res);
+            super::merge_dim_rollups!(tx, b.rollups, res, |i| format!("${i}"));
             super::merge_model_rollups!(tx, b.rollups, res);
         }
         tx.commit().await?;

@@ -171,7 +171,7 @@ impl SqliteStore {
             if res != Resolution::Day {
                 super::merge_metric_rollups!(tx, b.rollups, res);
             }
-            super::merge_dim_rollups!(tx, b.rollups, res);
+            super::merge_dim_rollups!(tx, b.rollups, res, |_| "?".to_string());
             super::merge_model_rollups!(tx, b.rollups, res);
         }
         tx.commit().await?;
