@@ -61,9 +61,7 @@ pub async fn model_dashboard(name: String, #[server(default)] range: RangeParams
     let caller = engine::reads::Caller::User(&p);
     let kpis = engine.model_kpis(caller, &name, &range).await?;
     let by_text = by.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| "provider".into());
-    let by = BreakdownBy::parse(by_text.trim()).ok_or_else(|| {
-        AppError::from(engine::Error::invalid("by", "by must be provider, model_version, environment, operation, error_type, user or meta:<key>"))
-    })?;
+    let by = BreakdownBy::from_param(&by_text)?;
     let breakdown = engine.breakdown(caller, &name, &by, &range).await?;
     let tz = engine::dashboards::time_zone(Some(&tz_name))?;
     let charts = ssr::charts(&kpis, &tz, &tz_name);

@@ -17,7 +17,8 @@ use crate::ingest::{DIM_META_PREFIX, DIM_USER};
 use crate::kpi::*;
 pub use crate::kpi::RangeParams;
 use crate::reads::Caller;
-use crate::store::{ModelRangeRow, RollupRangeRow, SeriesKey};
+use crate::ingest::rollup::DimAcc;
+use crate::store::{RollupCounts, SeriesKey};
 use crate::types::Model;
 
 /// A range resolved to UTC milliseconds.
@@ -203,34 +204,16 @@ struct Sum {
     acc: RollupAcc,
 }
 
-/// The counters of a rollup row, whichever table it comes from.
-trait Counts {
-    fn counts(&self) -> (i64, i64, i64, i64, i64, f64, i64);
-}
-
-impl Counts for RollupRangeRow {
-    fn counts(&self) -> (i64, i64, i64, i64, i64, f64, i64) {
-        (self.requests, self.errors, self.input_tokens, self.output_tokens, self.cached_tokens, self.cost_usd, self.cache_hits)
-    }
-}
-
-impl Counts for ModelRangeRow {
-    fn counts(&self) -> (i64, i64, i64, i64, i64, f64, i64) {
-        (self.requests, self.errors, self.input_tokens, self.output_tokens, self.cached_tokens, self.cost_usd, self.cache_hits)
-    }
-}
-
 impl Sum {
-    fn add_row(&mut self, r: &impl Counts, latency: &Option<Sketch>, ttft: &Option<Sketch>) {
+    fn add_row(&mut self, r: &RollupCounts, latency: &Option<Sketch>, ttft: &Option<Sketch>) {
         let a = &mut self.acc;
-        let (requests, errors, input, output, cached, cost, hits) = r.counts();
-        a.requests += requests;
-        a.errors += errors;
-        a.input_tokens += input;
-        a.output_tokens += output;
-        a.cached_tokens += cached;
-        a.cost_usd += cost;
-        a.cache_hits += hits;
+        a.requests += r.requests;
+        a.errors += r.errors;
+        a.input_tokens += r.input_tokens;
+        a.output_tokens += r.output_tokens;
+        a.cached_tokens += r.cached_tokens;
+        a.cost_usd += r.cost_usd;
+        a.cache_hits += r.cache_hits;
         if let Some(s) = latency {
             a.latency.merge(s);
         }
@@ -298,8 +281,9 @@ impl Engine {
         let mut sum = Sum::default();
         for (res, a, b) in cover(from, to, finest) {
             for row in self.store().model_rollup_rows(model_id, res, a, b).await? {
-                let t = if ttft { decode(&row.ttft)? } else { None };
-                sum.add_row(&row, &decode(&row.latency)?, &t);
+                let c = &row.counts;
+                let t = if ttft { decode(&c.ttft)? } else { None };
+                sum.add_row(c, &decode(&c.latency)?, &t);
             }
         }
         Ok(sum)
@@ -321,15 +305,16 @@ impl Engine {
         let mut points: Vec<Sum> = starts.iter().map(|_| Sum::default()).collect();
         let mut total = Sum::default();
         for row in &rows {
-            let latency = decode(&row.latency)?;
-            let ttft = decode(&row.ttft)?;
+            let c = &row.counts;
+            let latency = decode(&c.latency)?;
+            let ttft = decode(&c.ttft)?;
             if row.bucket >= total_from {
-                total.add_row(row, &latency, &ttft);
+                total.add_row(c, &latency, &ttft);
             }
             if row.bucket >= first {
                 let i = ((row.bucket - first) / range.step_ms) as usize;
                 if let Some(p) = points.get_mut(i) {
-                    p.add_row(row, &latency, &ttft);
+                    p.add_row(c, &latency, &ttft);
                 }
             }
         }
@@ -364,13 +349,7 @@ impl Engine {
             let entry = by_name
                 .entry(r.name.clone())
                 .or_insert_with(|| (Default::default(), starts.iter().map(|_| Default::default()).collect()));
-            let acc = crate::ingest::rollup::MetricAcc {
-                count: r.count,
-                sum: r.sum,
-                min: r.min,
-                max: r.max,
-                sketch: Sketch::decode_opt(r.sketch.as_deref())?,
-            };
+            let acc = r.row.into_acc()?;
             if r.bucket >= total_from {
                 entry.0.merge(&acc);
             }
@@ -426,19 +405,9 @@ impl Engine {
             for (res, a, b) in cover(from, to, Resolution::Hour) {
                 rows.extend(self.store().dim_rollup_rows(model.id, &dim, res, a, b).await?);
             }
-            let mut groups: HashMap<String, (BreakdownRow, Sketch)> = HashMap::new();
+            let mut groups: HashMap<String, DimAcc> = HashMap::new();
             for r in rows {
-                let (row, sketch) = groups.entry(r.value.clone()).or_insert_with(|| {
-                    (BreakdownRow { value: r.value.clone(), ..Default::default() }, Sketch::new())
-                });
-                row.requests += r.requests;
-                row.errors += r.errors;
-                row.input_tokens += r.input_tokens;
-                row.output_tokens += r.output_tokens;
-                row.cost_usd += r.cost_usd;
-                if let Some(s) = decode(&r.latency)? {
-                    sketch.merge(&s);
-                }
+                groups.entry(r.value).or_default().merge(&r.row.into_acc()?);
             }
             return Ok(Breakdown { by: by.as_param(), from, to, rows: finish_rows(groups) });
         }
@@ -449,7 +418,7 @@ impl Engine {
             rows.extend(self.store().rollup_rows(model.id, r, a, b).await?);
         }
         let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
-        let mut groups: HashMap<String, (BreakdownRow, Sketch)> = HashMap::new();
+        let mut groups: HashMap<String, DimAcc> = HashMap::new();
         for r in &rows {
             let key = series.get(&r.series_id);
             let value = match by {
@@ -462,15 +431,15 @@ impl Engine {
                 BreakdownBy::User | BreakdownBy::Metadata(_) => None,
             }
             .unwrap_or_default();
-            let (row, sketch) =
-                groups.entry(value.clone()).or_insert_with(|| (BreakdownRow { value, ..Default::default() }, Sketch::new()));
-            row.requests += r.requests;
-            row.errors += r.errors;
-            row.input_tokens += r.input_tokens;
-            row.output_tokens += r.output_tokens;
-            row.cost_usd += r.cost_usd;
-            if let Some(s) = decode(&r.latency)? {
-                sketch.merge(&s);
+            let c = &r.counts;
+            let g = groups.entry(value).or_default();
+            g.requests += c.requests;
+            g.errors += c.errors;
+            g.input_tokens += c.input_tokens;
+            g.output_tokens += c.output_tokens;
+            g.cost_usd += c.cost_usd;
+            if let Some(s) = decode(&c.latency)? {
+                g.latency.merge(&s);
             }
         }
         Ok(Breakdown { by: by.as_param(), from, to: range.to, rows: finish_rows(groups) })
@@ -513,13 +482,8 @@ impl Engine {
                 }
             }
             let series = self.store().series_of_model(model.id).await?;
-            let mut environments: Vec<String> =
-                series.iter().map(|(_, k)| k.environment.clone()).filter(|e| !e.is_empty()).collect();
-            environments.sort();
-            environments.dedup();
-            let mut providers: Vec<String> = series.iter().map(|(_, k)| k.provider.clone()).filter(|e| !e.is_empty()).collect();
-            providers.sort();
-            providers.dedup();
+            let environments = distinct(&series, |k| &k.environment);
+            let providers = distinct(&series, |k| &k.provider);
             rows.push(OverviewRow { model, total: total.totals(), previous: previous.totals(), sparkline, environments, providers });
         }
         Ok(Overview { from: range.from, to: range.to, step_ms: spark_step, rows })
@@ -529,12 +493,25 @@ impl Engine {
 /// Points of an overview sparkline, at most.
 pub const SPARKLINE_POINTS: i64 = 48;
 
-fn finish_rows(groups: HashMap<String, (BreakdownRow, Sketch)>) -> Vec<BreakdownRow> {
+/// The distinct non-empty values of one series field, sorted.
+fn distinct(series: &[(i64, SeriesKey)], field: impl Fn(&SeriesKey) -> &String) -> Vec<String> {
+    let mut v: Vec<String> = series.iter().map(|(_, k)| field(k).clone()).filter(|e| !e.is_empty()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn finish_rows(groups: HashMap<String, DimAcc>) -> Vec<BreakdownRow> {
     let mut rows: Vec<BreakdownRow> = groups
-        .into_values()
-        .map(|(mut row, sketch)| {
-            row.latency_p95 = sketch.quantile(0.95);
-            row
+        .into_iter()
+        .map(|(value, g)| BreakdownRow {
+            value,
+            requests: g.requests,
+            errors: g.errors,
+            input_tokens: g.input_tokens,
+            output_tokens: g.output_tokens,
+            cost_usd: g.cost_usd,
+            latency_p95: g.latency.quantile(0.95),
         })
         .collect();
     rows.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.value.cmp(&b.value)));

@@ -224,6 +224,12 @@ impl BreakdownBy {
             _ => BreakdownBy::Metadata(s.strip_prefix("meta:").filter(|k| !k.is_empty())?.to_string()),
         })
     }
+    /// `parse`, with the 422 that names `by` for anything else.
+    pub fn from_param(s: &str) -> crate::Result<BreakdownBy> {
+        BreakdownBy::parse(s.trim()).ok_or_else(|| {
+            crate::Error::invalid("by", "by must be provider, model_version, environment, operation, error_type, user or meta:<key>")
+        })
+    }
     pub fn as_param(&self) -> String {
         match self {
             BreakdownBy::Provider => "provider".into(),

@@ -190,12 +190,14 @@ async fn send(engine: &Engine, logs: &[Value], metrics: &[Value]) -> Result<()> 
 /// Writes `days` of history unless the demo models already have data. Returns records written.
 pub async fn backfill(engine: &Engine, days: i64) -> Result<usize> {
     let op = Principal::operator();
-    if let Ok(m) = engine.get_model(&op, MODELS[0].name).await
-        && engine::testing::store(engine).rollup_total(m.id, engine::ingest::rollup::Resolution::Hour, 0, i64::MAX).await?.requests > 0
+    let now = engine::now_ms();
+    let span = engine::kpi::MAX_RANGE_MS;
+    let all_time = engine::dashboards::ResolvedRange { from: now - span, to: now + HOUR, step_ms: engine::kpi::choose_step(span) };
+    if let Ok(k) = engine.model_kpis(engine::reads::Caller::User(&op), MODELS[0].name, &all_time).await
+        && k.total.requests > 0
     {
         return Ok(0);
     }
-    let now = engine::now_ms();
     let inc = Incidents { now };
     let mut rng = StdRng::seed_from_u64(7);
     let start = (now - days * 24 * HOUR).div_euclid(MIN) * MIN;

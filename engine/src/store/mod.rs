@@ -317,13 +317,10 @@ impl RollupRow {
     }
 }
 
-/// A rollup row with its key, as range queries return it. Sketches stay encoded until a
-/// query needs them.
+/// The counters and encoded sketches of a rollup row, shared by the range rows below.
+/// Sketches stay encoded until a query needs them.
 #[derive(sqlx::FromRow)]
-pub struct RollupRangeRow {
-    pub bucket: i64,
-    pub series_id: i64,
-    pub error_type: String,
+pub struct RollupCounts {
     pub requests: i64,
     pub errors: i64,
     pub input_tokens: i64,
@@ -333,44 +330,40 @@ pub struct RollupRangeRow {
     pub cache_hits: i64,
     pub latency: Option<Vec<u8>>,
     pub ttft: Option<Vec<u8>>,
+}
+
+/// A rollup row with its key, as range queries return it.
+#[derive(sqlx::FromRow)]
+pub struct RollupRangeRow {
+    pub bucket: i64,
+    pub series_id: i64,
+    pub error_type: String,
+    #[sqlx(flatten)]
+    pub counts: RollupCounts,
 }
 
 /// A per model total row of `model_rollups_*`.
 #[derive(sqlx::FromRow)]
 pub struct ModelRangeRow {
     pub bucket: i64,
-    pub requests: i64,
-    pub errors: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cached_tokens: i64,
-    pub cost_usd: f64,
-    pub cache_hits: i64,
-    pub latency: Option<Vec<u8>>,
-    pub ttft: Option<Vec<u8>>,
+    #[sqlx(flatten)]
+    pub counts: RollupCounts,
 }
 
 #[derive(sqlx::FromRow)]
 pub struct MetricRangeRow {
     pub name: String,
     pub bucket: i64,
-    pub count: i64,
-    pub sum: f64,
-    pub min: f64,
-    pub max: f64,
-    pub sketch: Option<Vec<u8>>,
+    #[sqlx(flatten)]
+    pub(crate) row: MetricRollupRow,
 }
 
 #[derive(sqlx::FromRow)]
 pub struct DimRangeRow {
     pub bucket: i64,
     pub value: String,
-    pub requests: i64,
-    pub errors: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cost_usd: f64,
-    pub latency: Option<Vec<u8>>,
+    #[sqlx(flatten)]
+    pub(crate) row: DimRollupRow,
 }
 
 /// A breakdown rollup row with its key, as the writer reads it back to merge into.

@@ -132,9 +132,7 @@ pub async fn breakdown(
     let q = query(q)?;
     let csv = wants_csv(&q.format)?;
     let by_text = q.by.clone().unwrap_or_default();
-    let by = BreakdownBy::parse(by_text.trim()).ok_or_else(|| {
-        Error::invalid("by", "by must be provider, model_version, environment, operation, error_type, user or meta:<key>")
-    })?;
+    let by = BreakdownBy::from_param(&by_text)?;
     let r = Reader::from_headers(&state, &headers).await?;
     let range = range_of(&q)?;
     let b = state.engine.breakdown(r.caller(), &name, &by, &range).await?;
@@ -142,9 +140,8 @@ pub async fn breakdown(
         return Ok(Json(b).into_response());
     }
     let mut w = csv::Writer::from_writer(Vec::new());
-    let io = |e: csv::Error| ApiError(Error::Storage(format!("csv: {e}")));
     w.write_record(["value", "requests", "errors", "error_rate", "latency_p95_ms", "input_tokens", "output_tokens", "cost_usd"])
-        .map_err(io)?;
+        .map_err(csv_failed)?;
     for row in &b.rows {
         w.write_record([
             row.value.clone(),
@@ -156,10 +153,15 @@ pub async fn breakdown(
             row.output_tokens.to_string(),
             row.cost_usd.to_string(),
         ])
-        .map_err(io)?;
+        .map_err(csv_failed)?;
     }
-    let body = w.into_inner().map_err(|e| ApiError(Error::Storage(format!("csv: {e}"))))?;
+    let body = w.into_inner().map_err(csv_failed)?;
     Ok(csv_response(body, &format!("{name}-by-{}.csv", by.as_param().replace(':', "-"))))
+}
+
+/// Writing CSV into memory fails only on a bug; it is a 500 like any storage failure.
+fn csv_failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError(Error::Storage(format!("csv: {e}")))
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -215,11 +217,10 @@ fn panel_columns(panel: &str) -> Option<Vec<Column>> {
 }
 
 fn kpis_csv(k: &ModelKpis, panel: &str, tz: &jiff::tz::TimeZone) -> Result<Vec<u8>, ApiError> {
-    let io = |e: csv::Error| ApiError(Error::Storage(format!("csv: {e}")));
     let mut w = csv::Writer::from_writer(Vec::new());
     if let Some(metric) = panel.strip_prefix("metric:") {
         let series = k.metrics.iter().find(|m| m.name == metric).ok_or(Error::NotFound("metric"))?;
-        w.write_record(["time", "t_ms", "count", "avg", "min", "max", "p50", "p95"]).map_err(io)?;
+        w.write_record(["time", "t_ms", "count", "avg", "min", "max", "p50", "p95"]).map_err(csv_failed)?;
         for p in &series.points {
             w.write_record([
                 format_time(p.t, tz, "%Y-%m-%dT%H:%M:%S%:z"),
@@ -231,7 +232,7 @@ fn kpis_csv(k: &ModelKpis, panel: &str, tz: &jiff::tz::TimeZone) -> Result<Vec<u
                 opt(p.p50),
                 opt(p.p95),
             ])
-            .map_err(io)?;
+            .map_err(csv_failed)?;
         }
     } else {
         let cols = panel_columns(panel).ok_or_else(|| {
@@ -242,12 +243,12 @@ fn kpis_csv(k: &ModelKpis, panel: &str, tz: &jiff::tz::TimeZone) -> Result<Vec<u
         })?;
         let mut head = vec!["time", "t_ms"];
         head.extend(cols.iter().map(|c| c.0));
-        w.write_record(&head).map_err(io)?;
+        w.write_record(&head).map_err(csv_failed)?;
         for p in &k.points {
             let mut rec = vec![format_time(p.t, tz, "%Y-%m-%dT%H:%M:%S%:z"), p.t.to_string()];
             rec.extend(cols.iter().map(|c| (c.1)(p, k.step_ms)));
-            w.write_record(&rec).map_err(io)?;
+            w.write_record(&rec).map_err(csv_failed)?;
         }
     }
-    w.into_inner().map_err(|e| ApiError(Error::Storage(format!("csv: {e}"))))
+    w.into_inner().map_err(csv_failed)
 }
