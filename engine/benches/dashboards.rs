@@ -91,6 +91,7 @@ async fn build(path: &std::path::Path, logs: u64) {
                     delta.add_dim(model.id, "user", &format!("user-{}", rng.gen_range(0..50)), ts, &facts);
                 }
             }
+            delta.finish();
             store.write_batch(&WriteBatch { logs: Vec::new(), metrics: Vec::new(), rollups: delta }).await.unwrap();
         }
         eprintln!("fixture {logs}: model {m} done after {:.0?}", started.elapsed());

@@ -401,6 +401,8 @@ impl Engine {
             };
             let from = floor_to(range.from, HOUR_MS);
             let to = ceil_to(range.to, HOUR_MS);
+            // The writer may hold the newest breakdown deltas back for a moment (SQLite).
+            self.ingest().writer().flush_breakdowns().await?;
             let mut rows = Vec::new();
             for (res, a, b) in cover(from, to, Resolution::Hour) {
                 rows.extend(self.store().dim_rollup_rows(model.id, &dim, res, a, b).await?);

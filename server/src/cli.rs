@@ -48,6 +48,10 @@ pub struct IngestArgs {
     /// Records that may wait for the database writer before ingest answers 429.
     #[arg(long, env = "MODELWATCH_INGEST_QUEUE_RECORDS", default_value_t = 200_000, global = true)]
     pub ingest_queue_records: usize,
+    /// SQLite only: how long user and metadata breakdown deltas may be held in memory and merged
+    /// together (fewer rollup writes); 0 merges them in every commit.
+    #[arg(long, env = "MODELWATCH_BREAKDOWN_FLUSH_MS", default_value_t = 2_000, global = true)]
+    pub breakdown_flush_ms: u64,
     /// Request and response text are each cut to this many bytes before storing (flagged as truncated).
     #[arg(long, env = "MODELWATCH_PAYLOAD_CAP_BYTES", default_value_t = 32 * 1024, global = true)]
     pub payload_cap_bytes: usize,

@@ -60,6 +60,7 @@ impl Config {
         let mut ingest = engine::ingest::IngestSettings::default();
         ingest.limits.max_records = i.max_batch_records;
         ingest.writer.queue_records = i.ingest_queue_records;
+        ingest.writer.breakdown_flush = std::time::Duration::from_millis(i.breakdown_flush_ms.min(60_000));
         ingest.payload_cap_bytes = i.payload_cap_bytes.max(1);
         Ok(Config {
             listen: args.listen,

@@ -40,6 +40,7 @@ impl Application {
         let engine = Engine::open_with(&config.database_url, &config.secret, AuthSettings::default(), config.ingest.clone())
             .await
             .with_context(|| format!("cannot open the database ({})", redact_url(&config.database_url)))?;
+        engine.ingest().recover_breakdowns().await.context("cannot rebuild breakdown rollups after an unclean stop")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (set --listen or MODELWATCH_LISTEN)", config.listen))?;

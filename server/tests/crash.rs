@@ -90,7 +90,7 @@ async fn sigkill_loses_no_acknowledged_record() {
                 let ids: Vec<String> = (0..300).map(|i| format!("c{c}-b{b}-r{i}")).collect();
                 let body: String = ids
                     .iter()
-                    .map(|t| format!("{}\n", json!({"model": model, "trace_id": t, "latency_ms": 12.5, "request": "hello there"})))
+                    .map(|t| format!("{}\n", json!({"model": model, "trace_id": t, "latency_ms": 12.5, "request": "hello there", "user_id": format!("user-{}", t.len() % 3)})))
                     .collect();
                 b += 1;
                 let resp = http
@@ -159,5 +159,80 @@ async fn sigkill_loses_no_acknowledged_record() {
     assert_eq!(sampled.stored, sampled_rows, "rollups count exactly the stored rows");
     assert!(sampled.requests >= acked_sampled, "every acknowledged record is counted");
     assert!(sampled_rows < sampled.requests, "sampling kept fewer rows than it counted");
+
+    // User breakdowns count the same records: held-back deltas of stored rows are rebuilt at the
+    // restart, and commits with sampled-out records (which leave no row to rebuild from) merge
+    // their breakdowns at once.
+    let range = engine::dashboards::ResolvedRange { from: 0, to: engine::now_ms() + 3_600_000, step_ms: 3_600_000 };
+    for (model, want) in [("kept", kept_rows), ("sampled", sampled.requests)] {
+        let b = engine.breakdown(Caller::User(&op), model, &engine::kpi::BreakdownBy::User, &range).await.unwrap();
+        assert_eq!(b.rows.iter().map(|r| r.requests).sum::<i64>(), want, "user breakdown of {model}");
+    }
     engine.shutdown().await;
+}
+
+/// User breakdowns held back in memory (SQLite defers them between commits) are rebuilt from
+/// the stored rows when the server starts after a SIGKILL, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_breakdowns_are_held_back_rebuilds_them_once() {
+    use engine::dashboards::ResolvedRange;
+    use engine::kpi::BreakdownBy;
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = modelwatch(dir.path(), 0).args(["key", "create", "--name", "crash", "--scope", "ingest"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout.lines().find_map(|l| l.strip_prefix("key: ")).expect("key printed").to_string();
+
+    // A long hold-back, so the kill surely finds the breakdown deltas in memory only.
+    let port = free_port();
+    let mut server = modelwatch(dir.path(), port)
+        .env("MODELWATCH_BREAKDOWN_FLUSH_MS", "60000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(port, &mut server).await;
+    let http = reqwest::Client::new();
+    for b in 0..4 {
+        let body: String = (0..250)
+            .map(|i| format!("{}\n", json!({"model": "bd", "user_id": format!("u{}", i % 5), "latency_ms": 10 + b, "trace_id": format!("b{b}-{i}")})))
+            .collect();
+        let r = http.post(format!("http://127.0.0.1:{port}/api/v1/logs")).bearer_auth(&key).body(body).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+
+    let by_user = |engine: &Engine| {
+        let engine = engine.clone();
+        async move {
+            let op = Principal::operator();
+            let range = ResolvedRange { from: 0, to: engine::now_ms() + 3_600_000, step_ms: 3_600_000 };
+            let b = engine.breakdown(Caller::User(&op), "bd", &BreakdownBy::User, &range).await.unwrap();
+            let mut rows: Vec<(String, i64)> = b.rows.into_iter().map(|r| (r.value, r.requests)).collect();
+            rows.sort();
+            rows
+        }
+    };
+    {
+        let engine = open_engine(dir.path()).await;
+        let store = engine::testing::store(&engine);
+        let id = engine.get_model(&Principal::operator(), "bd").await.unwrap().id;
+        assert_eq!(store.count_logs(id).await.unwrap(), 1000, "every acknowledged record is stored");
+        assert_eq!(by_user(&engine).await, vec![], "the killed server held the breakdowns back (else this test proves nothing)");
+        engine.shutdown().await;
+    }
+
+    let expected: Vec<(String, i64)> = (0..5).map(|u| (format!("u{u}"), 200)).collect();
+    for _ in 0..2 {
+        // The start rebuilds the missing breakdowns before it serves; a second start adds nothing.
+        let mut server = modelwatch(dir.path(), port).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        wait_ready(port, &mut server).await;
+        server.kill().unwrap();
+        server.wait().unwrap();
+        let engine = open_engine(dir.path()).await;
+        assert_eq!(by_user(&engine).await, expected);
+        engine.shutdown().await;
+    }
 }

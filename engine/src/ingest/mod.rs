@@ -120,6 +120,12 @@ impl Ingest {
         &self.settings
     }
 
+    /// Rebuilds breakdown rollups that an unclean stop left out (see `writer::recover_breakdowns`).
+    /// The server calls this once at start, before it takes ingest traffic.
+    pub async fn recover_breakdowns(&self) -> Result<u64> {
+        writer::recover_breakdowns(self.store.as_ref()).await
+    }
+
     pub fn writer(&self) -> &Writer {
         &self.writer
     }
@@ -365,6 +371,33 @@ fn breakdown_dims(r: &LogRecord, keys: &[String]) -> Vec<(String, String)> {
         if let Some(v) = r.metadata_get(k) {
             dims.push((format!("{DIM_META_PREFIX}{k}"), v.as_text()));
         }
+    }
+    dims
+}
+
+/// The breakdown dimensions of a stored row, as `breakdown_dims` gave them for its record (the
+/// row holds the redacted user id and metadata); used to rebuild breakdowns after a crash.
+pub(crate) fn stored_breakdown_dims(row: &crate::store::LogRow, keys: &[String]) -> Vec<(String, String)> {
+    let mut dims = Vec::new();
+    if let Some(u) = row.user_id.as_deref().filter(|u| !u.is_empty()) {
+        dims.push((DIM_USER.to_string(), u.to_string()));
+    }
+    if keys.is_empty() {
+        return dims;
+    }
+    let meta: serde_json::Map<String, serde_json::Value> =
+        row.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
+    for k in keys {
+        let text = match meta.get(k) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => match n.as_f64() {
+                Some(f) => record::MetaValue::Num(f).as_text(),
+                None => continue,
+            },
+            Some(serde_json::Value::Bool(b)) => b.to_string(),
+            _ => continue,
+        };
+        dims.push((format!("{DIM_META_PREFIX}{k}"), text));
     }
     dims
 }

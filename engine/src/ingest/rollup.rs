@@ -188,7 +188,11 @@ impl DimAcc {
     }
 }
 
-/// The rollup changes of one group commit, for both resolutions.
+/// The rollup changes of one group commit, for every resolution.
+///
+/// Records are added at the finest level only (minute rollups, hourly breakdowns), which is
+/// one sketch insert per distribution per record; `finish` then merges those into the hour and
+/// day rows and the per-model totals. The store reads the finished maps.
 #[derive(Debug, Default)]
 pub struct RollupDelta {
     pub logs: HashMap<(Resolution, RollupKey), RollupAcc>,
@@ -197,30 +201,76 @@ pub struct RollupDelta {
     pub totals: HashMap<(Resolution, i64, i64), RollupAcc>,
     /// Breakdown dimensions by hour and by day.
     pub dims: HashMap<(Resolution, DimKey), DimAcc>,
+    /// Hourly breakdown deltas keyed by interned dimension and value ids, until `finish`.
+    staged_dims: HashMap<(i64, i64, u32, u32), DimAcc>,
+    interned: HashMap<String, u32>,
+    finished: bool,
 }
 
 impl RollupDelta {
     pub fn add_log(&mut self, model_id: i64, series_id: i64, error_type: &str, ts: i64, f: &RecordFacts) {
-        for res in [Resolution::Minute, Resolution::Hour, Resolution::Day] {
-            let key = RollupKey { model_id, bucket: res.bucket(ts), series_id, error_type: error_type.to_string() };
-            self.logs.entry((res, key)).or_default().add(f);
-            self.totals.entry((res, model_id, res.bucket(ts))).or_default().add(f);
+        debug_assert!(!self.finished, "add_log after finish");
+        // An empty error type (every successful record) does not allocate.
+        let key = RollupKey { model_id, bucket: Resolution::Minute.bucket(ts), series_id, error_type: error_type.to_string() };
+        self.logs.entry((Resolution::Minute, key)).or_default().add(f);
+    }
+    pub fn add_dim(&mut self, model_id: i64, dim: &str, value: &str, ts: i64, f: &RecordFacts) {
+        debug_assert!(!self.finished, "add_dim after finish");
+        let d = self.intern(dim);
+        let v = self.intern(value);
+        self.staged_dims.entry((model_id, Resolution::Hour.bucket(ts), d, v)).or_default().add(f);
+    }
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.interned.get(s) {
+            return *id;
+        }
+        let id = self.interned.len() as u32;
+        self.interned.insert(s.to_string(), id);
+        id
+    }
+    /// Derives the hour and day rows and the model totals from the minute rows, and the daily
+    /// breakdowns from the hourly ones. Call once, after the last `add_*`.
+    pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let minutes: Vec<(RollupKey, RollupAcc)> = self
+            .logs
+            .iter()
+            .filter(|((r, _), _)| *r == Resolution::Minute)
+            .map(|((_, k), a)| (k.clone(), a.clone()))
+            .collect();
+        for (k, acc) in minutes {
+            for res in [Resolution::Hour, Resolution::Day] {
+                let key = RollupKey { bucket: res.bucket(k.bucket), ..k.clone() };
+                self.logs.entry((res, key)).or_default().merge(&acc);
+            }
+            for res in [Resolution::Minute, Resolution::Hour, Resolution::Day] {
+                self.totals.entry((res, k.model_id, res.bucket(k.bucket))).or_default().merge(&acc);
+            }
+        }
+        let mut names = vec![String::new(); self.interned.len()];
+        for (s, id) in self.interned.drain() {
+            names[id as usize] = s;
+        }
+        for ((model_id, hour, d, v), acc) in self.staged_dims.drain() {
+            let key = DimKey { model_id, dim: names[d as usize].clone(), bucket: hour, value: names[v as usize].clone() };
+            let day = DimKey { bucket: Resolution::Day.bucket(hour), ..key.clone() };
+            self.dims.entry((Resolution::Day, day)).or_default().merge(&acc);
+            self.dims.insert((Resolution::Hour, key), acc);
         }
     }
     /// Model totals of one resolution in (model, bucket) order.
     pub fn sorted_totals(&self, res: Resolution) -> Vec<((i64, i64), &RollupAcc)> {
+        debug_assert!(self.finished || self.logs.is_empty(), "RollupDelta read before finish");
         let mut v: Vec<_> = self.totals.iter().filter(|((r, _, _), _)| *r == res).map(|((_, m, b), a)| ((*m, *b), a)).collect();
         v.sort_by_key(|x| x.0);
         v
     }
-    pub fn add_dim(&mut self, model_id: i64, dim: &str, value: &str, ts: i64, f: &RecordFacts) {
-        for res in [Resolution::Hour, Resolution::Day] {
-            let key = DimKey { model_id, dim: dim.to_string(), bucket: res.bucket(ts), value: value.to_string() };
-            self.dims.entry((res, key)).or_default().add(f);
-        }
-    }
     /// Breakdown deltas of one resolution (hour or day) in key order.
     pub fn sorted_dims(&self, res: Resolution) -> Vec<(&DimKey, &DimAcc)> {
+        debug_assert!(self.finished || self.staged_dims.is_empty(), "RollupDelta read before finish");
         let mut v: Vec<_> = self.dims.iter().filter(|((r, _), _)| *r == res).map(|((_, k), a)| (k, a)).collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
@@ -233,6 +283,7 @@ impl RollupDelta {
     }
     /// Entries in a fixed order, so concurrent writers lock rows in the same order (Postgres).
     pub fn sorted_logs(&self, res: Resolution) -> Vec<(&RollupKey, &RollupAcc)> {
+        debug_assert!(self.finished || self.logs.is_empty(), "RollupDelta read before finish");
         let mut v: Vec<_> = self.logs.iter().filter(|((r, _), _)| *r == res).map(|((_, k), a)| (k, a)).collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
@@ -258,6 +309,11 @@ mod tests {
         d.add_log(1, 2, "timeout", 61_000, &f);
         d.add_log(1, 2, "timeout", 119_000, &f);
         d.add_log(1, 2, "", 120_000, &RecordFacts::default());
+        d.add_dim(1, "user", "u1", 61_000, &f);
+        d.add_dim(1, "user", "u1", 2 * HOUR_MS, &f);
+        d.add_dim(1, "user", "u2", 2 * HOUR_MS + 5, &f);
+        d.finish();
+        d.finish(); // idempotent
         let m = d.sorted_logs(Resolution::Minute);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].1.requests, 2);
@@ -272,10 +328,13 @@ mod tests {
         assert_eq!(d.sorted_totals(Resolution::Minute).iter().map(|x| x.1.requests).collect::<Vec<_>>(), vec![2, 1]);
         let day = d.sorted_totals(Resolution::Day);
         assert_eq!((day.len(), day[0].1.requests, day[0].1.errors, day[0].1.latency.count()), (1, 3, 2, 2));
-        d.add_dim(1, "user", "u1", 61_000, &f);
-        d.add_dim(1, "user", "u1", 2 * HOUR_MS, &f);
-        assert_eq!(d.sorted_dims(Resolution::Hour).len(), 2);
-        assert_eq!(d.sorted_dims(Resolution::Day).len(), 1);
-        assert_eq!(d.sorted_dims(Resolution::Day)[0].1.requests, 2);
+        let hours = d.sorted_dims(Resolution::Hour);
+        assert_eq!(hours.len(), 3);
+        assert_eq!((hours[0].0.value.as_str(), hours[0].0.bucket, hours[0].1.requests), ("u1", 0, 1));
+        assert_eq!((hours[2].0.value.as_str(), hours[2].0.bucket, hours[2].1.latency.count()), ("u2", 2 * HOUR_MS, 1));
+        let days = d.sorted_dims(Resolution::Day);
+        assert_eq!(days.len(), 2);
+        assert_eq!((days[0].0.value.as_str(), days[0].1.requests, days[0].1.errors, days[0].1.input_tokens), ("u1", 2, 2, 10));
+        assert_eq!(days[1].1.requests, 1);
     }
 }

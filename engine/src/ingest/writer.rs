@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 
-use super::rollup::{HOUR_MS, MINUTE_MS, RecordFacts, RollupDelta};
+use super::rollup::{DimAcc, DimKey, HOUR_MS, MINUTE_MS, RecordFacts, Resolution};
 use crate::error::{Error, Result};
-use crate::store::{LogRow, MetricRow, SeriesKey, Store, WriteBatch};
+use crate::store::{BreakdownMark, LogRow, MetricRow, SeriesKey, Store, WriteBatch};
 
 /// Series a model may have before new combinations are folded into one overflow series.
 pub const MAX_SERIES_PER_MODEL: usize = 500;
@@ -33,13 +33,20 @@ pub struct WriterConfig {
     pub queue_records: usize,
     /// Most records written in one transaction.
     pub max_group: usize,
+    /// How long user and metadata breakdown deltas may be held in memory before they are
+    /// merged into `rollups_dim_*` (SQLite only; see `Store::defers_breakdowns`). Reading a
+    /// breakdown flushes them first, so nobody sees the lag.
+    pub breakdown_flush: Duration,
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        WriterConfig { queue_records: 200_000, max_group: 25_000 }
+        WriterConfig { queue_records: 200_000, max_group: 25_000, breakdown_flush: Duration::from_secs(2) }
     }
 }
+
+/// Pending breakdown entries above which the writer flushes at once (bounds memory).
+const MAX_PENDING_DIMS: usize = 50_000;
 
 /// A log record ready for the writer: the rules have run and the payload is encoded.
 #[derive(Debug, Clone)]
@@ -69,6 +76,8 @@ struct Job {
 
 enum Msg {
     Job(Job),
+    /// Merge held-back breakdown deltas now and answer when committed.
+    Flush(oneshot::Sender<Result<()>>),
     Shutdown,
 }
 
@@ -80,6 +89,7 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     pub commit_micros_total: AtomicU64,
     pub rejected_overloaded: AtomicU64,
+    pub breakdown_flushes: AtomicU64,
 }
 
 pub struct Writer {
@@ -95,7 +105,7 @@ impl Writer {
     pub fn start(store: Arc<dyn Store>, cfg: WriterConfig) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(WriterStats::default());
-        let task = tokio::spawn(run(store, rx, cfg.max_group.max(1), stats.clone()));
+        let task = tokio::spawn(run(store, rx, cfg.clone(), stats.clone()));
         Writer {
             tx,
             permits: Arc::new(Semaphore::new(cfg.queue_records.max(1))),
@@ -136,6 +146,19 @@ impl Writer {
         wait.await.unwrap_or(Err(Error::Unavailable))
     }
 
+    /// Commits the breakdown deltas the writer holds back, so a breakdown read right after an
+    /// acknowledged ingest sees it. Immediate when nothing is held back.
+    pub async fn flush_breakdowns(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).is_err() {
+            return Ok(());
+        }
+        wait.await.unwrap_or(Ok(()))
+    }
+
     /// Stops taking new records and waits until everything accepted so far is committed.
     pub async fn shutdown(&self) {
         self.closed.store(true, Ordering::Release);
@@ -148,16 +171,16 @@ impl Writer {
 
 /// Remembers series ids and which error types each model-minute already has.
 struct Resolver {
-    series: HashMap<(i64, SeriesKey), i64>,
+    series: HashMap<i64, HashMap<SeriesKey, i64>>,
     series_count: HashMap<i64, usize>,
     error_types: HashMap<(i64, i64), HashSet<String>>,
-    /// (model, dim, hour) → values seen by this process in that hour.
-    dim_values: HashMap<(i64, String, i64), HashSet<String>>,
+    /// (model, hour) → dim → values seen by this process in that hour.
+    dim_values: HashMap<(i64, i64), HashMap<String, HashSet<String>>>,
 }
 
 impl Resolver {
     async fn series_id(&mut self, store: &dyn Store, model_id: i64, key: &SeriesKey) -> Result<i64> {
-        if let Some(id) = self.series.get(&(model_id, key.clone())) {
+        if let Some(id) = self.series.get(&model_id).and_then(|m| m.get(key)) {
             return Ok(*id);
         }
         let count = match self.series_count.get(&model_id) {
@@ -171,7 +194,7 @@ impl Resolver {
         };
         let id = store.ensure_series(model_id, &key).await?;
         self.series_count.insert(model_id, count + 1);
-        self.series.insert((model_id, key), id);
+        self.series.entry(model_id).or_default().insert(key, id);
         Ok(id)
     }
 
@@ -191,7 +214,12 @@ impl Resolver {
     /// has room, `(other)` after. Values are counted per process, so with several writers (or
     /// after a restart) an hour may hold a small multiple of the cap; it stays bounded.
     fn dim_value<'a>(&mut self, model_id: i64, dim: &str, ts: i64, value: &'a str) -> &'a str {
-        let set = self.dim_values.entry((model_id, dim.to_string(), ts.div_euclid(HOUR_MS))).or_default();
+        let dims = self.dim_values.entry((model_id, ts.div_euclid(HOUR_MS))).or_default();
+        // Look up before inserting so that the common case (a known value) allocates nothing.
+        let set = match dims.get_mut(dim) {
+            Some(set) => set,
+            None => dims.entry(dim.to_string()).or_default(),
+        };
         if set.contains(value) {
             return value;
         }
@@ -206,70 +234,101 @@ impl Resolver {
         // Late records for old minutes may add a few more types; that stays bounded per call.
         self.error_types.retain(|(_, m), _| *m + 180 >= now_minute);
         let now_hour = now_minute * MINUTE_MS / HOUR_MS;
-        self.dim_values.retain(|(_, _, h), _| *h + 3 >= now_hour);
+        self.dim_values.retain(|(_, h), _| *h + 3 >= now_hour);
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, max_group: usize, stats: Arc<WriterStats>) {
+/// Breakdown deltas held back between commits (SQLite): merged into one statement set every
+/// `breakdown_flush` instead of once per commit. Crash safety: every flush records the highest
+/// log id it covers, and `recover_breakdowns` rebuilds the rest from the stored rows on start.
+/// Records without a stored row (dropped or sampled out) cannot be rebuilt, so a commit that
+/// holds any with breakdown values flushes at once.
+#[derive(Default)]
+struct PendingDims {
+    dims: HashMap<(Resolution, DimKey), DimAcc>,
+    since: Option<Instant>,
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, cfg: WriterConfig, stats: Arc<WriterStats>) {
+    let max_group = cfg.max_group.max(1);
+    let defer = store.defers_breakdowns() && !cfg.breakdown_flush.is_zero();
     let mut resolver = Resolver {
         series: HashMap::new(),
         series_count: HashMap::new(),
         error_types: HashMap::new(),
         dim_values: HashMap::new(),
     };
+    let mut pending = PendingDims::default();
     let mut stopping = false;
     let mut last_sweep = Instant::now();
     while !stopping {
-        let Some(first) = rx.recv().await else { break };
+        let first = match pending.since {
+            Some(since) => match tokio::time::timeout_at((since + cfg.breakdown_flush).into(), rx.recv()).await {
+                Ok(m) => m,
+                // Quiet for a while with deltas held back: flush them on their own.
+                Err(_) => Some(Msg::Flush(oneshot::channel().0)),
+            },
+            None => rx.recv().await,
+        };
+        let Some(first) = first else { break };
         let mut jobs = Vec::new();
+        let mut flush_waiters = Vec::new();
         let mut size = 0;
-        match first {
+        let mut take = |m: Msg, jobs: &mut Vec<Job>, size: &mut usize, stopping: &mut bool| match m {
             Msg::Job(j) => {
-                size += j.logs.len() + j.metrics.len();
+                *size += j.logs.len() + j.metrics.len();
                 jobs.push(j);
             }
-            Msg::Shutdown => stopping = true,
-        }
+            Msg::Flush(w) => flush_waiters.push(w),
+            Msg::Shutdown => *stopping = true,
+        };
+        take(first, &mut jobs, &mut size, &mut stopping);
         // Group commit: take whatever else is already waiting.
         while size < max_group {
             match rx.try_recv() {
-                Ok(Msg::Job(j)) => {
-                    size += j.logs.len() + j.metrics.len();
-                    jobs.push(j);
-                }
-                Ok(Msg::Shutdown) => stopping = true,
+                Ok(m) => take(m, &mut jobs, &mut size, &mut stopping),
                 Err(_) => break,
             }
         }
         if stopping {
             // Drain every job queued before the shutdown message.
             while let Ok(m) = rx.try_recv() {
-                if let Msg::Job(j) = m {
-                    jobs.push(j);
-                }
+                take(m, &mut jobs, &mut size, &mut stopping);
             }
         }
-        if jobs.is_empty() {
+        let flush_due = !defer
+            || stopping
+            || !flush_waiters.is_empty()
+            || pending.dims.len() >= MAX_PENDING_DIMS
+            || pending.since.is_some_and(|t| t.elapsed() >= cfg.breakdown_flush);
+        if jobs.is_empty() && (pending.dims.is_empty() || !flush_due) {
+            for w in flush_waiters {
+                let _ = w.send(Ok(()));
+            }
             continue;
         }
         let started = Instant::now();
-        let result = write_group(store.as_ref(), &mut resolver, &mut jobs).await;
+        let result = write_group(store.as_ref(), &mut resolver, &mut jobs, &mut pending, defer, flush_due).await;
         let micros = started.elapsed().as_micros() as u64;
         match &result {
-            Ok(stored) => {
+            Ok(w) => {
                 stats.records_written.fetch_add(size as u64, Ordering::Relaxed);
-                stats.rows_stored.fetch_add(*stored, Ordering::Relaxed);
+                stats.rows_stored.fetch_add(w.stored, Ordering::Relaxed);
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.commit_micros_total.fetch_add(micros, Ordering::Relaxed);
+                stats.breakdown_flushes.fetch_add(w.flushed as u64, Ordering::Relaxed);
             }
             Err(e) => tracing::error!(error = %e, records = size, "ingest write failed; clients get an error and may retry"),
         }
+        let answer = || match &result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::Storage(e.to_string())),
+        };
         for j in jobs {
-            let r = match &result {
-                Ok(_) => Ok(()),
-                Err(e) => Err(Error::Storage(e.to_string())),
-            };
-            let _ = j.done.send(r);
+            let _ = j.done.send(answer());
+        }
+        for w in flush_waiters {
+            let _ = w.send(answer());
         }
         if last_sweep.elapsed() > Duration::from_secs(60) {
             resolver.forget_old_minutes(crate::now_ms().div_euclid(MINUTE_MS));
@@ -278,8 +337,21 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, max_gr
     }
 }
 
-async fn write_group(store: &dyn Store, resolver: &mut Resolver, jobs: &mut [Job]) -> Result<u64> {
-    let mut batch = WriteBatch { logs: Vec::new(), metrics: Vec::new(), rollups: RollupDelta::default() };
+struct Written {
+    stored: u64,
+    flushed: bool,
+}
+
+async fn write_group(
+    store: &dyn Store,
+    resolver: &mut Resolver,
+    jobs: &mut [Job],
+    pending: &mut PendingDims,
+    defer: bool,
+    flush_due: bool,
+) -> Result<Written> {
+    let mut batch = WriteBatch::default();
+    let mut unstored_dims = false;
     for job in jobs.iter_mut() {
         for p in job.logs.drain(..) {
             let series_id = resolver.series_id(store, p.model_id, &p.series).await?;
@@ -294,6 +366,7 @@ async fn write_group(store: &dyn Store, resolver: &mut Resolver, jobs: &mut [Job
                 let v = resolver.dim_value(p.model_id, dim, ts, value);
                 batch.rollups.add_dim(p.model_id, dim, v, ts, &p.facts);
             }
+            unstored_dims |= p.row.is_none() && !p.dims.is_empty();
             if let Some(mut row) = p.row {
                 row.series_id = series_id;
                 batch.logs.push(row);
@@ -304,7 +377,89 @@ async fn write_group(store: &dyn Store, resolver: &mut Resolver, jobs: &mut [Job
             batch.metrics.push(m.row);
         }
     }
-    let stored = batch.logs.len() as u64;
-    store.write_batch(&batch).await?;
-    Ok(stored)
+    batch.rollups.finish();
+    let flush = !defer || flush_due || unstored_dims;
+    if defer {
+        // Held-back deltas join this commit when it flushes; they are dropped from memory only
+        // after the commit succeeds, so a failed write loses nothing.
+        let group_dims = std::mem::take(&mut batch.rollups.dims);
+        if flush {
+            batch.rollups.dims = pending.dims.clone();
+            merge_dims(&mut batch.rollups.dims, group_dims.iter());
+            batch.breakdown_mark = BreakdownMark::AllLogs;
+            store.write_batch(&batch).await?;
+            pending.dims.clear();
+            pending.since = None;
+        } else {
+            store.write_batch(&batch).await?;
+            merge_dims(&mut pending.dims, group_dims.iter());
+            if !pending.dims.is_empty() && pending.since.is_none() {
+                pending.since = Some(Instant::now());
+            }
+        }
+    } else {
+        // Breakdowns are complete after every commit; keep the mark in step for a later start
+        // with deferral on.
+        batch.breakdown_mark = BreakdownMark::AllLogs;
+        store.write_batch(&batch).await?;
+    }
+    Ok(Written { stored: batch.logs.len() as u64, flushed: flush && !batch.rollups.dims.is_empty() })
+}
+
+fn merge_dims<'a>(into: &mut HashMap<(Resolution, DimKey), DimAcc>, from: impl Iterator<Item = (&'a (Resolution, DimKey), &'a DimAcc)>) {
+    for (k, acc) in from {
+        match into.get_mut(k) {
+            Some(a) => a.merge(acc),
+            None => {
+                into.insert(k.clone(), acc.clone());
+            }
+        }
+    }
+}
+
+/// Rebuilds the breakdown deltas of stored logs that no flush covered (the server was killed
+/// while it held them back), from the rows themselves. Called once at start, before ingest.
+pub async fn recover_breakdowns(store: &dyn Store) -> Result<u64> {
+    let Some(mut after) = store.breakdown_mark().await? else { return Ok(0) };
+    let models: HashMap<i64, Vec<String>> = store.list_models().await?.into_iter().map(|m| (m.id, m.breakdown_keys)).collect();
+    let mut resolver = Resolver {
+        series: HashMap::new(),
+        series_count: HashMap::new(),
+        error_types: HashMap::new(),
+        dim_values: HashMap::new(),
+    };
+    let mut recovered = 0;
+    loop {
+        let rows = store.logs_after(after, 20_000).await?;
+        let Some(last) = rows.last().map(|r| r.id) else { break };
+        let mut batch = WriteBatch::default();
+        for r in &rows {
+            let no_keys = Vec::new();
+            let keys = models.get(&r.row.model_id).unwrap_or(&no_keys);
+            let facts = RecordFacts {
+                error: r.row.flags & super::FLAG_ERROR != 0,
+                latency_ms: r.row.latency_ms,
+                ttft_ms: r.row.ttft_ms,
+                input_tokens: r.row.input_tokens,
+                output_tokens: r.row.output_tokens,
+                cached_tokens: r.row.cached_tokens,
+                cost_usd: r.row.cost_usd,
+                cache_hit: r.row.flags & super::FLAG_CACHE_HIT != 0,
+                stored: true,
+            };
+            for (dim, value) in super::stored_breakdown_dims(&r.row, keys) {
+                let v = resolver.dim_value(r.row.model_id, &dim, r.row.ts, &value);
+                batch.rollups.add_dim(r.row.model_id, &dim, v, r.row.ts, &facts);
+            }
+        }
+        batch.rollups.finish();
+        batch.breakdown_mark = BreakdownMark::Through(last);
+        store.write_batch(&batch).await?;
+        recovered += rows.len() as u64;
+        after = last;
+    }
+    if recovered > 0 {
+        tracing::warn!(logs = recovered, "rebuilt breakdown rollups of logs written before an unclean stop");
+    }
+    Ok(recovered)
 }

@@ -90,6 +90,14 @@ pub trait Store: Send + Sync + 'static {
     async fn series_of_model(&self, model_id: i64) -> Result<Vec<(i64, SeriesKey)>>;
     /// One transaction: raw rows, payloads, metric points, and the rollup deltas merged in.
     async fn write_batch(&self, batch: &WriteBatch) -> Result<()>;
+    /// Whether the writer may hold user/metadata breakdown deltas back between commits. True
+    /// only for the embedded SQLite store, where one process writes; on Postgres several
+    /// servers may write and every commit merges its own deltas.
+    fn defers_breakdowns(&self) -> bool;
+    /// The log id through which breakdown rollups are complete (stores that defer them).
+    async fn breakdown_mark(&self) -> Result<Option<i64>>;
+    /// Up to `limit` stored logs with an id above `after`, in id order (breakdown recovery).
+    async fn logs_after(&self, after: i64, limit: i64) -> Result<Vec<StoredLog>>;
 
     async fn create_api_key(&self, new: NewApiKey<'_>) -> Result<i64>;
     async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKeyRecord>>;
@@ -189,11 +197,26 @@ pub struct MetricRow {
     pub labels: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct WriteBatch {
     pub logs: Vec<LogRow>,
     pub metrics: Vec<MetricRow>,
     pub rollups: RollupDelta,
+    /// Which stored logs the breakdown rollups cover after this commit (stores that defer
+    /// breakdowns only).
+    pub breakdown_mark: BreakdownMark,
+}
+
+/// The log id through which `rollups_dim_*` are complete, recorded with a breakdown flush.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum BreakdownMark {
+    /// Unchanged: this commit holds its breakdown deltas back.
+    #[default]
+    Unchanged,
+    /// Every log stored so far, this commit's included.
+    AllLogs,
+    /// Logs up to this id (recovery works through the rows in chunks).
+    Through(i64),
 }
 
 /// A simple log lookup: one model, a time range, optionally one trace id. Newest first.
@@ -315,6 +338,17 @@ impl RollupRow {
             ttft: Sketch::decode_opt(self.ttft.as_deref())?,
         })
     }
+}
+
+/// A rollup row with its key, as the SQLite writer reads a chunk of them back to merge into.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RollupKeyedRow {
+    pub model_id: i64,
+    pub bucket: i64,
+    pub series_id: i64,
+    pub error_type: String,
+    #[sqlx(flatten)]
+    pub row: RollupRow,
 }
 
 /// The counters and encoded sketches of a rollup row, shared by the range rows below.
@@ -1022,6 +1056,18 @@ macro_rules! impl_common_store {
 
             async fn write_batch(&self, batch: &$crate::store::WriteBatch) -> $crate::error::Result<()> {
                 self.write_batch_impl(batch).await
+            }
+
+            fn defers_breakdowns(&self) -> bool {
+                Self::DEFERS_BREAKDOWNS
+            }
+
+            async fn breakdown_mark(&self) -> $crate::error::Result<Option<i64>> {
+                self.breakdown_mark_impl().await
+            }
+
+            async fn logs_after(&self, after: i64, limit: i64) -> $crate::error::Result<Vec<$crate::store::StoredLog>> {
+                self.logs_after_impl(after, limit).await
             }
 
             async fn create_api_key(&self, new: $crate::store::NewApiKey<'_>) -> $crate::error::Result<i64> {

@@ -36,6 +36,20 @@ impl PostgresStore {
 
 super::impl_common_store!(PostgresStore, "postgres");
 
+impl PostgresStore {
+    /// Several servers may write; each commit merges its own breakdown deltas.
+    pub(crate) const DEFERS_BREAKDOWNS: bool = false;
+
+    pub(crate) async fn breakdown_mark_impl(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
+    pub(crate) async fn logs_after_impl(&self, _after: i64, _limit: i64) -> Result<Vec<super::StoredLog>> {
+        Ok(Vec::new())
+    }
+}
+
+
 // ----- the write path ------------------------------------------------------------------------------
 
 use super::{WriteBatch, rollup_table, sketch_bytes};

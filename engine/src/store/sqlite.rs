@@ -45,9 +45,11 @@ super::impl_common_store!(SqliteStore, "sqlite");
 
 // ----- the write path ------------------------------------------------------------------------------
 
+use std::collections::HashMap;
+
 use sqlx::Connection;
 
-use super::{LogRow, WriteBatch, rollup_table, sketch_bytes};
+use super::{BreakdownMark, LogRow, StoredLog, WriteBatch, rollup_table, sketch_bytes};
 use crate::ingest::rollup::{Resolution, RollupAcc};
 
 /// Rows per multi-row INSERT: 23 columns × 400 rows stays well under SQLite's 32766 variables,
@@ -125,57 +127,91 @@ impl SqliteStore {
 
         for res in [Resolution::Minute, Resolution::Hour, Resolution::Day] {
             let table = rollup_table(res);
-            let select = format!(
-                "SELECT requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, cache_hits, stored, latency, ttft \
-                 FROM {table} WHERE model_id = ? AND bucket = ? AND series_id = ? AND error_type = ?"
-            );
-            let upsert = format!(
-                "INSERT OR REPLACE INTO {table} (model_id, bucket, series_id, error_type, requests, errors, input_tokens, \
-                 output_tokens, cached_tokens, cost_usd, cache_hits, stored, latency, ttft) VALUES {}",
-                values_sql(1, 14)
-            );
-            for (key, delta) in b.rollups.sorted_logs(res) {
-                let existing = sqlx::query_as::<_, super::RollupRow>(&select)
-                    .bind(key.model_id)
-                    .bind(key.bucket)
-                    .bind(key.series_id)
-                    .bind(&key.error_type)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let mut acc = match existing {
-                    Some(row) => row.into_acc()?,
-                    None => RollupAcc::default(),
-                };
-                acc.merge(delta);
-                sqlx::query(&upsert)
-                    .bind(key.model_id)
-                    .bind(key.bucket)
-                    .bind(key.series_id)
-                    .bind(&key.error_type)
-                    .bind(acc.requests)
-                    .bind(acc.errors)
-                    .bind(acc.input_tokens)
-                    .bind(acc.output_tokens)
-                    .bind(acc.cached_tokens)
-                    .bind(acc.cost_usd)
-                    .bind(acc.cache_hits)
-                    .bind(acc.stored)
-                    .bind(sketch_bytes(&acc.latency))
-                    .bind(sketch_bytes(&acc.ttft))
-                    .execute(&mut *tx)
-                    .await?;
+            // One SELECT and one multi-row upsert per chunk of keys instead of a pair of
+            // statements per key.
+            for chunk in b.rollups.sorted_logs(res).chunks(500) {
+                let select = format!(
+                    "SELECT model_id, bucket, series_id, error_type, requests, errors, input_tokens, output_tokens, \
+                     cached_tokens, cost_usd, cache_hits, stored, latency, ttft FROM {table} \
+                     WHERE (model_id, bucket, series_id, error_type) IN (VALUES {})",
+                    values_sql(chunk.len(), 4)
+                );
+                let mut q = sqlx::query_as::<_, super::RollupKeyedRow>(&select);
+                for (key, _) in chunk {
+                    q = q.bind(key.model_id).bind(key.bucket).bind(key.series_id).bind(key.error_type.as_str());
+                }
+                let mut old: HashMap<(i64, i64, i64, String), RollupAcc> = HashMap::new();
+                for row in q.fetch_all(&mut *tx).await? {
+                    old.insert((row.model_id, row.bucket, row.series_id, row.error_type), row.row.into_acc()?);
+                }
+                let upsert = format!(
+                    "INSERT OR REPLACE INTO {table} (model_id, bucket, series_id, error_type, requests, errors, input_tokens, \
+                     output_tokens, cached_tokens, cost_usd, cache_hits, stored, latency, ttft) VALUES {}",
+                    values_sql(chunk.len(), 14)
+                );
+                let mut q = sqlx::query(&upsert);
+                for (key, delta) in chunk {
+                    let mut acc = old
+                        .remove(&(key.model_id, key.bucket, key.series_id, key.error_type.clone()))
+                        .unwrap_or_default();
+                    acc.merge(delta);
+                    q = q
+                        .bind(key.model_id)
+                        .bind(key.bucket)
+                        .bind(key.series_id)
+                        .bind(key.error_type.as_str())
+                        .bind(acc.requests)
+                        .bind(acc.errors)
+                        .bind(acc.input_tokens)
+                        .bind(acc.output_tokens)
+                        .bind(acc.cached_tokens)
+                        .bind(acc.cost_usd)
+                        .bind(acc.cache_hits)
+                        .bind(acc.stored)
+                        .bind(sketch_bytes(&acc.latency))
+                        .bind(sketch_bytes(&acc.ttft));
+                }
+                q.execute(&mut *tx).await?;
             }
 
-            // Custom metrics have minute and hour levels; breakdown dimensions hour and day
-            // (the minute call finds nothing to merge).
             if res != Resolution::Day {
                 super::merge_metric_rollups!(tx, b.rollups, res);
             }
             super::merge_dim_rollups!(tx, b.rollups, res, |_| "?".to_string());
             super::merge_model_rollups!(tx, b.rollups, res);
         }
+        let through = match b.breakdown_mark {
+            BreakdownMark::Unchanged => None,
+            BreakdownMark::Through(id) => Some(id),
+            BreakdownMark::AllLogs => {
+                Some(sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM logs").fetch_one(&mut *tx).await?)
+            }
+        };
+        if let Some(id) = through {
+            sqlx::query("UPDATE ingest_state SET value = ? WHERE key = 'breakdowns_through_log_id' AND value < ?")
+                .bind(id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// One process owns the file, so the writer may hold breakdown deltas back between commits.
+    pub(crate) const DEFERS_BREAKDOWNS: bool = true;
+
+    pub(crate) async fn breakdown_mark_impl(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT value FROM ingest_state WHERE key = 'breakdowns_through_log_id'")
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub(crate) async fn logs_after_impl(&self, after: i64, limit: i64) -> Result<Vec<StoredLog>> {
+        let sql = format!("SELECT {} FROM logs WHERE id > ? ORDER BY id LIMIT ?", super::LOG_COLUMNS);
+        Ok(sqlx::query_as::<_, StoredLog>(&sql).bind(after).bind(limit).fetch_all(&self.pool).await?)
     }
 }
 
