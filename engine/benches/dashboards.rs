@@ -92,7 +92,7 @@ async fn build(path: &std::path::Path, logs: u64) {
                 }
             }
             delta.finish();
-            store.write_batch(&WriteBatch { logs: Vec::new(), metrics: Vec::new(), rollups: delta }).await.unwrap();
+            store.write_batch(&WriteBatch { rollups: delta, ..Default::default() }).await.unwrap();
         }
         eprintln!("fixture {logs}: model {m} done after {:.0?}", started.elapsed());
     }
