@@ -106,6 +106,9 @@ run_tests() {
   build_site
   start_postgres
   export MODELWATCH_REQUIRE_POSTGRES=1   # the Postgres half of the suite must not skip itself
+  # No incremental caches: a test run builds each crate once, and the caches would roughly
+  # double the disk the build takes.
+  export CARGO_INCREMENTAL=0
   local out; out=$(mktemp)
   log "Rust tests (engine, app, server; SQLite and Postgres)"
   # Per package: a workspace-wide build would enable the ssr and hydrate features together.
@@ -115,7 +118,9 @@ run_tests() {
   timeout 1200 cargo test --no-fail-fast -p modelwatch 2>&1 | tee -a "$out" || status=1
   timeout 1200 cargo test --no-fail-fast -p loadgen 2>&1 | tee -a "$out" || status=1
   log "browser tests (Chromium)"
-  cargo build -p modelwatch
+  # The binary cargo built for the server's integration tests above: building it again
+  # without the dev-dependencies would recompile half the tree with other features.
+  [ -x "$ROOT/target/debug/modelwatch" ] || cargo build -p modelwatch
   (cd end2end && MODELWATCH_BIN="$ROOT/target/debug/modelwatch" node --test --test-reporter=spec tests/) 2>&1 | tee -a "$out" || status=1
   # One closing line over every runner above.
   local passed failed
