@@ -87,7 +87,7 @@ pub async fn set_breakdown_keys(name: String, keys: String) -> Result<Vec<String
 }
 
 #[cfg(feature = "ssr")]
-mod ssr {
+pub(crate) mod ssr {
     use engine::dashboards::{ResolvedRange, TimeZone, format_time, resolve_range, time_zone};
     use engine::kpi::{ModelKpis, RangeParams, duration_text};
 
@@ -209,12 +209,4 @@ mod ssr {
         }
         out
     }
-}
-
-/// The newest logs of a model in a time range (at most 100), for the page dashboards link to.
-#[server(prefix = "/fn", endpoint = "recent_logs")]
-pub async fn recent_logs(name: String, from: Option<i64>, to: Option<i64>) -> Result<Vec<engine::LogView>, AppError> {
-    let (engine, p) = crate::session::caller().await?;
-    let lookup = engine::reads::LogLookup { model: name, from, to, limit: Some(100), ..Default::default() };
-    Ok(engine.find_logs(engine::reads::Caller::User(&p), &lookup).await?)
 }

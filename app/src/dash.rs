@@ -16,22 +16,26 @@ pub fn range_from_query(q: &ParamsMap) -> RangeParams {
     RangeParams { range: q.get("range"), from: q.get("from"), to: q.get("to"), step: None, tz: q.get("tz") }
 }
 
-/// A URL for `path` with the current query, some keys replaced (None removes the key).
+/// A URL for `path` with the current query, some keys replaced (None removes the key). Every
+/// other key is kept (the log explorer's filters ride along), except the explorer's page
+/// cursor `before`: any change starts again at the newest results.
 pub fn with_query(path: &str, q: &ParamsMap, changes: &[(&str, Option<String>)]) -> String {
     let mut pairs: Vec<(String, String)> = Vec::new();
-    for key in ["range", "from", "to", "tz", "refresh", "by", "q", "env", "provider", "sort"] {
-        if let Some(change) = changes.iter().find(|c| c.0 == key) {
-            if let Some(v) = &change.1 {
-                pairs.push((key.to_string(), v.clone()));
-            }
-        } else if let Some(v) = q.get(key).filter(|v| !v.is_empty()) {
-            pairs.push((key.to_string(), v));
+    for (key, v) in q {
+        if key == "before" || v.is_empty() || changes.iter().any(|c| c.0 == key) || pairs.iter().any(|p| p.0 == **key) {
+            continue;
+        }
+        pairs.push((key.to_string(), v.to_string()));
+    }
+    for (key, v) in changes {
+        if let Some(v) = v {
+            pairs.push((key.to_string(), v.clone()));
         }
     }
     if pairs.is_empty() {
         return path.to_string();
     }
-    let qs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", urlencoding::encode(v))).collect();
+    let qs: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v))).collect();
     format!("{path}?{}", qs.join("&"))
 }
 
@@ -84,15 +88,16 @@ pub fn refresh_ticker() -> ReadSignal<u32> {
     tick
 }
 
-/// Relative ranges, an absolute from/to form, and the auto-refresh choice.
+/// Relative ranges, an absolute from/to form, and the auto-refresh choice. `default_range` is
+/// what the page shows when the URL names no range (24h on dashboards, 1h in the explorer).
 #[component]
-pub fn RangeBar(path: String) -> impl IntoView {
+pub fn RangeBar(path: String, #[prop(default = "24h")] default_range: &'static str) -> impl IntoView {
     let query = use_query_map();
     let tz = use_viewer_tz();
     let p = path.clone();
     let relative = move || {
         let q = query.read();
-        let active = if q.get("from").is_some() { String::new() } else { q.get("range").unwrap_or_else(|| "24h".into()) };
+        let active = if q.get("from").is_some() { String::new() } else { q.get("range").unwrap_or_else(|| default_range.into()) };
         RELATIVE_RANGES
             .iter()
             .map(|(r, _)| {
@@ -115,11 +120,12 @@ pub fn RangeBar(path: String) -> impl IntoView {
             .map(|(label, href, on)| view! { <a class=if on { "seg active" } else { "seg" } href=href>{label}</a> })
             .collect_view()
     };
+    // The absolute-range form keeps everything else in the URL (refresh, breakdown, filters).
     let hidden = move || {
         let q = query.read();
-        ["refresh", "by"]
-            .iter()
-            .filter_map(|k| q.get(k).map(|v| view! { <input type="hidden" name=*k value=v/> }))
+        (&*q).into_iter()
+            .filter(|(k, _)| !matches!(k.as_ref(), "range" | "from" | "to" | "tz" | "before"))
+            .map(|(k, v)| view! { <input type="hidden" name=k.to_string() value=v.to_string()/> })
             .collect_view()
     };
     view! {
@@ -175,7 +181,7 @@ pub fn ChartPanel(chart: Chart, logs_base: String) -> impl IntoView {
         <section class="panel" data-panel=chart.key.clone()>
             <header>
                 <h3>{chart.title.clone()}</h3>
-                <a class="csv" href=chart.csv.clone() rel="external" download="">"CSV"</a>
+                {(!chart.csv.is_empty()).then(|| view! { <a class="csv" href=chart.csv.clone() rel="external" download="">"CSV"</a> })}
             </header>
             <div class="chart" data-has-data=chart.has_data.to_string()>
                 <div inner_html=chart.svg.clone()></div>

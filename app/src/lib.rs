@@ -4,11 +4,13 @@
 pub mod api;
 pub mod api_dashboards;
 pub mod api_ingest;
+pub mod api_logs;
 #[cfg(feature = "ssr")]
 mod charts;
 mod components;
 mod dash;
 pub mod format;
+mod payload_view;
 pub mod error;
 mod pages;
 #[cfg(feature = "ssr")]
@@ -90,6 +92,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name") view=ModelPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name/logs") view=ModelLogsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/logs/:id") view=LogDetailPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=AdminUsers ssr=SsrMode::Async/>
                     <Route path=path!("/admin/models") view=AdminModels ssr=SsrMode::Async/>
                     <Route path=path!("/admin/keys") view=AdminKeys ssr=SsrMode::Async/>

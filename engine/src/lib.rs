@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod kpi;
+pub mod search;
 pub mod types;
 
 pub use error::{Error, Result};

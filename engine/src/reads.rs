@@ -1,5 +1,5 @@
-//! Reading logs back: the minimal lookup the ingest path needs (visibility checks, the load
-//! generator's probe, tests). The log explorer builds its search on top of this.
+//! Reading logs back: the log explorer's search (filters, keyset pages, histogram) and the
+//! detail of one log, authorised per model for users and `read` API keys.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,9 @@ use crate::ingest::payload::Payload;
 use crate::ingest::record::Level;
 use crate::ingest::{FLAG_CACHE_HIT, FLAG_ERROR, FLAG_PAYLOAD, FLAG_REDACTED, FLAG_TRUNCATED, KeyPrincipal};
 use crate::rbac::{Action, Principal};
-use crate::store::{LogQuery, SeriesKey};
+use crate::search::{Cursor, DEFAULT_LIMIT, HistogramBar, LogSearch, Match, SearchPage};
+use crate::store::filter::{Bind, Column, Cond, LogFilter, Numeric};
+use crate::store::{SeriesKey, StoredLog};
 use crate::types::{LogView, Model, Scope};
 
 /// Who reads: a signed-in user (RBAC grants) or an API key with the `read` scope.
@@ -17,22 +19,6 @@ use crate::types::{LogView, Model, Scope};
 pub enum Caller<'a> {
     User(&'a Principal),
     Key(&'a KeyPrincipal),
-}
-
-/// A log lookup as the REST API takes it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct LogLookup {
-    pub model: String,
-    pub trace_id: Option<String>,
-    /// Epoch ms, inclusive; default one hour ago.
-    pub from: Option<i64>,
-    /// Epoch ms, exclusive; default one minute from now.
-    pub to: Option<i64>,
-    /// 1–1000, default 100.
-    pub limit: Option<i64>,
-    /// Include request/response text (needs payload permission).
-    #[serde(default)]
-    pub payloads: bool,
 }
 
 impl Engine {
@@ -56,71 +42,222 @@ impl Engine {
         }
     }
 
-    pub async fn find_logs(&self, caller: Caller<'_>, q: &LogLookup) -> Result<Vec<LogView>> {
-        let model = self.model_for(caller, &q.model, q.payloads).await?;
+    /// A log search: one page of matches (newest first), their count and a histogram over
+    /// the range. See `search::LogSearch` for the filters.
+    pub async fn search_logs(&self, caller: Caller<'_>, model: &str, s: &LogSearch) -> Result<SearchPage> {
+        let model = self.model_for(caller, model, s.payloads).await?;
         let now = now_ms();
-        let limit = q.limit.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(Error::invalid("limit", "limit must be between 1 and 1000"));
+        // Nothing is stored before the epoch or far ahead (ingest refuses timestamps beyond its
+        // clock-skew allowance), so the range is clamped; a range wholly outside matches nothing.
+        let to = s.to.unwrap_or(now + 60_000).min(now + 366 * 86_400_000);
+        let from = s.from.unwrap_or(to - 3_600_000).max(0);
+        let limit = s.limit.unwrap_or(DEFAULT_LIMIT);
+        if from >= to {
+            let (logs, histogram) = (Vec::new(), Vec::new());
+            return Ok(SearchPage { model: model.name, from, to, logs, next: None, count: 0, count_exact: true, step: 0, histogram });
         }
-        let query = LogQuery {
-            model_id: model.id,
-            from: q.from.unwrap_or(now - 3_600_000),
-            to: q.to.unwrap_or(now + 60_000),
-            trace_id: q.trace_id.clone().filter(|t| !t.is_empty()),
-            limit,
-        };
-        let rows = self.store().find_logs(&query).await?;
         let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
-        let mut out = Vec::with_capacity(rows.len());
-        for s in rows {
-            let r = s.row;
-            let key = series.get(&r.series_id).cloned().unwrap_or_default();
-            let (request, response) = if q.payloads && r.flags & FLAG_PAYLOAD != 0 {
-                match self.store().payload(s.id).await? {
-                    Some(bytes) => {
-                        let p = Payload::decode(&bytes, r.flags & FLAG_TRUNCATED != 0)?;
-                        (Some(p.request), Some(p.response))
-                    }
-                    None => (None, None),
-                }
-            } else {
-                (None, None)
-            };
-            out.push(LogView {
-                id: s.id,
-                timestamp: r.ts,
-                model: model.name.clone(),
-                model_version: key.model_version,
-                provider: key.provider,
-                environment: key.environment,
-                operation: key.operation,
-                status: if r.flags & FLAG_ERROR != 0 { "error" } else { "ok" }.to_string(),
-                level: Level::from_i64(r.level).as_str().to_string(),
-                http_status: r.http_status,
-                latency_ms: r.latency_ms,
-                ttft_ms: r.ttft_ms,
-                input_tokens: r.input_tokens,
-                output_tokens: r.output_tokens,
-                cached_tokens: r.cached_tokens,
-                cost_usd: r.cost_usd,
-                cache_hit: r.flags & FLAG_CACHE_HIT != 0,
-                feedback: r.feedback,
-                error_type: r.error_type,
-                message: r.message,
-                error_message: r.error_message,
-                user_id: r.user_id,
-                session_id: r.session_id,
-                trace_id: r.trace_id,
-                span_id: r.span_id,
-                metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
-                redacted: r.flags & FLAG_REDACTED != 0,
-                has_payload: r.flags & FLAG_PAYLOAD != 0,
-                payload_truncated: r.flags & FLAG_TRUNCATED != 0,
-                request,
-                response,
-            });
+        let mut filter = log_filter(&model, &series, s, from, to);
+        let step = histogram_step(to - from);
+        let bars = self.store().log_histogram(&filter, step, HISTOGRAM_CAP).await?;
+        let count: i64 = bars.iter().map(|b| b.1).sum();
+        let mut histogram: Vec<HistogramBar> =
+            (0..(to - from + step - 1) / step).map(|i| HistogramBar { start: from + i * step, count: 0, errors: 0 }).collect();
+        for (bar, n, errors) in bars {
+            if let Some(b) = histogram.get_mut(bar as usize) {
+                b.count = n;
+                b.errors = errors;
+            }
         }
-        Ok(out)
+        filter.before = s.before.map(|c| (c.ts, c.id));
+        let mut rows = self.store().search_logs(&filter, limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let mut logs = Vec::with_capacity(rows.len());
+        for r in rows {
+            logs.push(self.log_view(&model, &series, r, s.payloads).await?);
+        }
+        let next = if more { logs.last().map(|l| Cursor::of(l).as_param()) } else { None };
+        Ok(SearchPage { model: model.name, from, to, logs, next, count, count_exact: count < HISTOGRAM_CAP, step, histogram })
+    }
+
+    /// One log with every field. The payload comes along when the caller may view payloads;
+    /// otherwise it is not read at all and `payload_withheld` says so. NotFound for logs of
+    /// models the caller may not see.
+    pub async fn log_detail(&self, caller: Caller<'_>, id: i64) -> Result<LogView> {
+        let row = self.store().log_by_id(id).await?.ok_or(Error::NotFound("log"))?;
+        let model = self
+            .store()
+            .list_models()
+            .await?
+            .into_iter()
+            .find(|m| m.id == row.row.model_id)
+            .ok_or(Error::NotFound("log"))?;
+        let payloads = match caller {
+            Caller::User(p) => {
+                if !p.allows(Action::ViewModel(model.id)) {
+                    return Err(Error::NotFound("log"));
+                }
+                p.allows(Action::ViewPayloads(model.id))
+            }
+            Caller::Key(k) => {
+                k.require(Scope::Read)?;
+                if !k.may_use_model(&model.name) {
+                    return Err(Error::NotFound("log"));
+                }
+                true
+            }
+        };
+        let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
+        self.log_view(&model, &series, row, payloads).await
+    }
+
+    async fn log_view(&self, model: &Model, series: &HashMap<i64, SeriesKey>, s: StoredLog, payloads: bool) -> Result<LogView> {
+        let r = s.row;
+        let key = series.get(&r.series_id).cloned().unwrap_or_default();
+        let has_payload = r.flags & FLAG_PAYLOAD != 0;
+        let (request, response) = if payloads && has_payload {
+            match self.store().payload(s.id).await? {
+                Some(bytes) => {
+                    let p = Payload::decode(&bytes, r.flags & FLAG_TRUNCATED != 0)?;
+                    (Some(p.request), Some(p.response))
+                }
+                None => (None, None),
+            }
+        } else {
+            (None, None)
+        };
+        Ok(LogView {
+            id: s.id,
+            timestamp: r.ts,
+            model: model.name.clone(),
+            model_version: key.model_version,
+            provider: key.provider,
+            environment: key.environment,
+            operation: key.operation,
+            status: if r.flags & FLAG_ERROR != 0 { "error" } else { "ok" }.to_string(),
+            level: Level::from_i64(r.level).as_str().to_string(),
+            http_status: r.http_status,
+            latency_ms: r.latency_ms,
+            ttft_ms: r.ttft_ms,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cached_tokens: r.cached_tokens,
+            cost_usd: r.cost_usd,
+            cache_hit: r.flags & FLAG_CACHE_HIT != 0,
+            feedback: r.feedback,
+            error_type: r.error_type,
+            message: r.message,
+            error_message: r.error_message,
+            user_id: r.user_id,
+            session_id: r.session_id,
+            trace_id: r.trace_id,
+            span_id: r.span_id,
+            metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
+            redacted: r.flags & FLAG_REDACTED != 0,
+            has_payload,
+            payload_truncated: r.flags & FLAG_TRUNCATED != 0,
+            payload_withheld: has_payload && !payloads,
+            request,
+            response,
+        })
+    }
+}
+
+/// Matches counted for a search's histogram and total; past it the count is a lower bound.
+pub const HISTOGRAM_CAP: i64 = 100_000;
+
+/// Bar width for a histogram of about 60 bars over `span` ms, from a list of round widths.
+pub fn histogram_step(span: i64) -> i64 {
+    const STEPS: [i64; 15] = [
+        1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000, 10_800_000,
+        21_600_000, 43_200_000, 86_400_000, 604_800_000,
+    ];
+    let want = (span + 59) / 60;
+    STEPS.iter().copied().find(|s| *s >= want).unwrap_or_else(|| want.div_ceil(86_400_000) * 86_400_000)
+}
+
+fn match_series(m: &Option<Match>, value: &str) -> bool {
+    match m {
+        None => true,
+        Some(Match::Value(v)) => v == value,
+        Some(Match::Missing) => value.is_empty(),
+    }
+}
+
+fn text_cond(out: &mut Vec<Cond>, col: Column, m: &Option<Match>) {
+    match m {
+        None => {}
+        Some(Match::Value(v)) => out.push(Cond::Eq(col, Bind::Text(v.clone()))),
+        Some(Match::Missing) => out.push(Cond::IsNull(col)),
+    }
+}
+
+/// The store's filter for a search: series filters become the ids of matching series.
+fn log_filter(model: &Model, series: &HashMap<i64, SeriesKey>, s: &LogSearch, from: i64, to: i64) -> LogFilter {
+    let by_series = s.provider.is_some() || s.model_version.is_some() || s.environment.is_some() || s.operation.is_some();
+    let series = by_series.then(|| {
+        let mut ids: Vec<i64> = series
+            .iter()
+            .filter(|(_, k)| {
+                match_series(&s.provider, &k.provider)
+                    && match_series(&s.model_version, &k.model_version)
+                    && match_series(&s.environment, &k.environment)
+                    && match_series(&s.operation, &k.operation)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    });
+    let mut conds = Vec::new();
+    if let Some(e) = s.status {
+        conds.push(Cond::Flag(FLAG_ERROR, e));
+    }
+    if let Some(c) = s.cache_hit {
+        conds.push(Cond::Flag(FLAG_CACHE_HIT, c));
+    }
+    if let Some(l) = s.level.as_deref().and_then(Level::parse) {
+        conds.push(Cond::Eq(Column::Level, Bind::Int(l as i64)));
+    }
+    if let Some(h) = s.http_status {
+        let (lo, hi) = h.bounds();
+        conds.push(Cond::Between(Numeric::HttpStatus, Some(lo as f64), Some(hi as f64)));
+    }
+    if let Some(f) = s.feedback {
+        conds.push(Cond::Eq(Column::Feedback, Bind::Int(f)));
+    }
+    text_cond(&mut conds, Column::ErrorType, &s.error_type);
+    text_cond(&mut conds, Column::UserId, &s.user_id);
+    text_cond(&mut conds, Column::SessionId, &s.session_id);
+    text_cond(&mut conds, Column::TraceId, &s.trace_id);
+    for (n, r) in [(Numeric::LatencyMs, s.latency_ms), (Numeric::TtftMs, s.ttft_ms), (Numeric::Tokens, s.tokens), (Numeric::CostUsd, s.cost_usd)] {
+        if !r.is_open() {
+            conds.push(Cond::Between(n, r.min, r.max));
+        }
+    }
+    for (k, m) in &s.meta {
+        conds.push(Cond::Meta(
+            k.clone(),
+            match m {
+                Match::Value(v) => Some(v.clone()),
+                Match::Missing => None,
+            },
+        ));
+    }
+    LogFilter { model_id: model.id, from, to, before: None, series, conds }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::histogram_step;
+
+    #[test]
+    fn histogram_bars_stay_near_sixty() {
+        for span in [1_000, 60_000, 3_600_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000, 400 * 86_400_000] {
+            let bars = (span + histogram_step(span) - 1) / histogram_step(span);
+            assert!((1..=60).contains(&bars), "{span}: {bars} bars");
+        }
+        assert_eq!(histogram_step(3_600_000), 60_000);
     }
 }

@@ -261,6 +261,9 @@ pub struct LogView {
     pub redacted: bool,
     pub has_payload: bool,
     pub payload_truncated: bool,
+    /// The log has a payload that the caller may not view, so it was not sent.
+    #[serde(default)]
+    pub payload_withheld: bool,
     /// Present only when asked for and the caller may view payloads.
     pub request: Option<String>,
     pub response: Option<String>,

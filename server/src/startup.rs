@@ -117,6 +117,7 @@ fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits) 
             "/api/v1/logs",
             post(routes::ingest::post_logs).get(routes::ingest::get_logs).layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .route("/api/v1/logs/{id}", get(routes::ingest::get_log))
         .route("/api/v1/metrics", post(routes::ingest::post_metrics).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/pkg/{*path}", get(crate::assets::pkg))
         .leptos_routes_with_context(&state, routes, context.clone(), {

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::ingest::rollup::Resolution;
-use engine::reads::{Caller, LogLookup};
+use engine::reads::Caller;
+use engine::search::{LogSearch, Match};
 use engine::{AuthSettings, Engine, IngestRule, Principal, RuleAction, SecretKey};
 use serde_json::json;
 
@@ -139,8 +140,15 @@ async fn sigkill_loses_no_acknowledged_record() {
     let mut seen = HashSet::new();
     for (model, first, last, _) in acked.iter().filter(|a| a.0 == "kept") {
         for t in [first, last] {
-            let q = LogLookup { model: model.clone(), trace_id: Some(t.clone()), from: Some(0), to: Some(i64::MAX), limit: Some(1), payloads: true };
-            let found = engine.find_logs(Caller::User(&op), &q).await.unwrap();
+            let q = LogSearch {
+                trace_id: Some(Match::Value(t.clone())),
+                from: Some(0),
+                to: Some(i64::MAX),
+                limit: Some(1),
+                payloads: true,
+                ..Default::default()
+            };
+            let found = engine.search_logs(Caller::User(&op), model, &q).await.unwrap().logs;
             assert_eq!(found.len(), 1, "acknowledged record {t} is missing");
             assert_eq!(found[0].request.as_deref(), Some("hello there"));
             seen.insert(t.clone());

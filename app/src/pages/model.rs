@@ -161,7 +161,8 @@ fn BreakdownTable(model: String, b: engine::kpi::Breakdown) -> impl IntoView {
             <tbody>
                 {b.rows.iter().take(50).map(|r| {
                     let shown = if r.value.is_empty() { "(none)".to_string() } else { r.value.clone() };
-                    let href = logs_link(&model, b.from, b.to, &[(&filter_key, &r.value)]);
+                    let value = if r.value.is_empty() { engine::search::NONE_VALUE } else { r.value.as_str() };
+                    let href = logs_link(&model, b.from, b.to, &[(&filter_key, value)]);
                     view! {
                         <tr>
                             <td><a href=href>{shown}</a></td>

@@ -5,6 +5,7 @@
 //! wherever the dialects agree; the shared statements are written once in
 //! `impl_common_store!` so the two implementations cannot drift apart.
 
+pub mod filter;
 mod postgres;
 mod sqlite;
 
@@ -116,7 +117,12 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_price(&self, pattern: &str) -> Result<bool>;
 
     // ----- reads used by ingest checks; the dashboards and explorer build on these -------------
-    async fn find_logs(&self, q: &LogQuery) -> Result<Vec<StoredLog>>;
+    /// Up to `limit` logs matching the filter, newest first (ts, then id, descending).
+    async fn search_logs(&self, f: &filter::LogFilter, limit: i64) -> Result<Vec<StoredLog>>;
+    /// Matching logs per bar of `step` ms from `f.from`: (bar index, count, errors), in bar
+    /// order. Counts at most the newest `cap` matches.
+    async fn log_histogram(&self, f: &filter::LogFilter, step: i64, cap: i64) -> Result<Vec<(i64, i64, i64)>>;
+    async fn log_by_id(&self, id: i64) -> Result<Option<StoredLog>>;
     async fn count_logs(&self, model_id: i64) -> Result<i64>;
     async fn payload(&self, log_id: i64) -> Result<Option<Vec<u8>>>;
     /// Rollup rows of a model in `[from, to)`, all series and error types merged.
@@ -217,16 +223,6 @@ pub enum BreakdownMark {
     AllLogs,
     /// Logs up to this id (recovery works through the rows in chunks).
     Through(i64),
-}
-
-/// A simple log lookup: one model, a time range, optionally one trace id. Newest first.
-#[derive(Debug, Clone)]
-pub struct LogQuery {
-    pub model_id: i64,
-    pub from: i64,
-    pub to: i64,
-    pub trace_id: Option<String>,
-    pub limit: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -1217,20 +1213,33 @@ macro_rules! impl_common_store {
                 Ok(r.rows_affected() > 0)
             }
 
-            async fn find_logs(&self, q: &$crate::store::LogQuery) -> $crate::error::Result<Vec<$crate::store::StoredLog>> {
+            async fn search_logs(&self, f: &$crate::store::filter::LogFilter, limit: i64) -> $crate::error::Result<Vec<$crate::store::StoredLog>> {
+                let (w, binds) = f.where_clause($crate::store::filter::Dialect::of($backend));
                 let sql = format!(
-                    "SELECT {} FROM logs WHERE model_id = $1 AND ts >= $2 AND ts < $3 AND ($4 IS NULL OR trace_id = $4) \
-                     ORDER BY ts DESC, id DESC LIMIT $5",
-                    $crate::store::LOG_COLUMNS
+                    "SELECT {} FROM logs WHERE {w} ORDER BY ts DESC, id DESC LIMIT {}",
+                    $crate::store::LOG_COLUMNS,
+                    limit.max(0)
                 );
-                Ok(sqlx::query_as::<_, $crate::store::StoredLog>(&sql)
-                    .bind(q.model_id)
-                    .bind(q.from)
-                    .bind(q.to)
-                    .bind(q.trace_id.as_deref())
-                    .bind(q.limit)
-                    .fetch_all(&self.pool)
-                    .await?)
+                let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, $crate::store::StoredLog>(&sql), &binds);
+                Ok(q.fetch_all(&self.pool).await?)
+            }
+
+            async fn log_histogram(&self, f: &$crate::store::filter::LogFilter, step: i64, cap: i64) -> $crate::error::Result<Vec<(i64, i64, i64)>> {
+                let (w, binds) = f.where_clause($crate::store::filter::Dialect::of($backend));
+                let sql = format!(
+                    "SELECT (ts - {from}) / {step} AS bar, COUNT(*) AS n, CAST(SUM(flags & 1) AS BIGINT) AS errors FROM \
+                     (SELECT ts, flags FROM logs WHERE {w} ORDER BY ts DESC LIMIT {cap}) m GROUP BY bar ORDER BY bar",
+                    from = f.from,
+                    step = step.max(1),
+                    cap = cap.max(0)
+                );
+                let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, (i64, i64, i64)>(&sql), &binds);
+                Ok(q.fetch_all(&self.pool).await?)
+            }
+
+            async fn log_by_id(&self, id: i64) -> $crate::error::Result<Option<$crate::store::StoredLog>> {
+                let sql = format!("SELECT {} FROM logs WHERE id = $1", $crate::store::LOG_COLUMNS);
+                Ok(sqlx::query_as::<_, $crate::store::StoredLog>(&sql).bind(id).fetch_optional(&self.pool).await?)
             }
 
             async fn count_logs(&self, model_id: i64) -> $crate::error::Result<i64> {

@@ -1,5 +1,5 @@
-//! Native ingest (`POST /api/v1/logs`, `POST /api/v1/metrics`) and the log lookup
-//! (`GET /api/v1/logs`). This module owns the HTTP side only: credentials, body size, gzip,
+//! Native ingest (`POST /api/v1/logs`, `POST /api/v1/metrics`) and the log search's REST side
+//! (`GET /api/v1/logs`, `GET /api/v1/logs/{id}`). This module owns the HTTP side only: credentials, body size, gzip,
 //! UTF-8 and status codes. Parsing, rules and storage are the engine's.
 //!
 //! Batch semantics: valid records are stored even when others in the batch are refused. The
@@ -11,12 +11,13 @@ use std::io::Read;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use engine::ingest::record::BodyFormat;
 use engine::ingest::{IngestOutcome, KeyPrincipal};
-use engine::reads::{Caller, LogLookup};
+use engine::reads::Caller;
+use engine::search::{LogSearch, SearchPage};
 use engine::{Error, LogView};
 use serde_json::json;
 
@@ -152,23 +153,39 @@ pub async fn post_metrics(State(state): State<AppState>, req: Request) -> Result
     ingest(state, req, Kind::Metrics).await
 }
 
-/// `GET /api/v1/logs?model=&trace_id=&from=&to=&limit=&payloads=`: newest first. Takes a
-/// `read` API key or a session.
+/// `GET /api/v1/logs?model=&…filters`: one page of a log search (see `engine::search` and
+/// docs/api.md). Takes a `read` API key or a session.
 pub async fn get_logs(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<LogLookup>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError(Error::invalid("query", e.body_text())))?;
-    if q.model.trim().is_empty() {
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SearchPage>, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError(Error::invalid("query", e.body_text())))?;
+    let model = pairs.iter().find(|(k, _)| k == "model").map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    if model.is_empty() {
         return Err(ApiError(Error::invalid("model", "model is required")));
     }
-    let logs: Vec<LogView> = if presented_key(&headers).is_some() {
+    let search = LogSearch::from_params(&pairs, &["model"])?;
+    let page = if presented_key(&headers).is_some() {
         let key = key_principal(&state, &headers).await?;
-        state.engine.find_logs(Caller::Key(&key), &q).await?
+        state.engine.search_logs(Caller::Key(&key), &model, &search).await?
     } else {
         let p = app::session::authenticate_headers(&state.engine, &headers).await?;
-        state.engine.find_logs(Caller::User(&p), &q).await?
+        state.engine.search_logs(Caller::User(&p), &model, &search).await?
     };
-    Ok(Json(json!({ "logs": logs })))
+    Ok(Json(page))
+}
+
+/// `GET /api/v1/logs/{id}`: one log with every field, and its payload when the caller may
+/// view payloads.
+pub async fn get_log(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<LogView>, ApiError> {
+    let id: i64 = id.parse().map_err(|_| ApiError(Error::invalid("id", "the log id must be an integer")))?;
+    let log = if presented_key(&headers).is_some() {
+        let key = key_principal(&state, &headers).await?;
+        state.engine.log_detail(Caller::Key(&key), id).await?
+    } else {
+        let p = app::session::authenticate_headers(&state.engine, &headers).await?;
+        state.engine.log_detail(Caller::User(&p), id).await?
+    };
+    Ok(Json(log))
 }

@@ -1,0 +1,119 @@
+//! Server functions behind the log explorer: a search page (filters from the URL, histogram
+//! drawn on the server) and the detail of one log. The engine authorises each call per model
+//! and withholds payloads from callers without `view_payloads`.
+
+use engine::LogView;
+use engine::search::SearchPage;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::api_dashboards::Chart;
+use crate::error::AppError;
+
+/// URL keys the explorer page reads besides the search's own: the range picker's and refresh.
+pub const PAGE_KEYS: [&str; 3] = ["range", "tz", "refresh"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogsPage {
+    pub page: SearchPage,
+    /// Matches over time (errors stacked on ok).
+    pub histogram: Chart,
+    /// The range in words, in the viewer's zone.
+    pub range_label: String,
+    /// Each result's time in the viewer's zone, to the millisecond.
+    pub times: Vec<String>,
+    pub tz: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogDetail {
+    pub log: LogView,
+    /// Its time in the viewer's zone, with the zone's name.
+    pub time: String,
+}
+
+/// How log times are shown: to the millisecond.
+pub const LOG_TIME: &str = "%Y-%m-%d %H:%M:%S%.3f";
+
+/// One page of a search. `query` is the page's URL query string: range picker keys, every
+/// filter of `engine::search::LogSearch`, and `before` for older pages.
+#[server(prefix = "/fn", endpoint = "search_logs")]
+pub async fn search_logs(model: String, query: String) -> Result<LogsPage, AppError> {
+    let (engine, p) = crate::session::caller().await?;
+    ssr::search(&engine, &p, &model, &query).await
+}
+
+/// One log with every field; the payload only for callers who may view it.
+#[server(prefix = "/fn", endpoint = "log_detail")]
+pub async fn log_detail(id: i64) -> Result<LogDetail, AppError> {
+    let (engine, p) = crate::session::caller().await?;
+    let log = engine.log_detail(engine::reads::Caller::User(&p), id).await?;
+    let (_, tz_name) = crate::api_dashboards::ssr::resolve(engine::kpi::RangeParams::default())?;
+    let tz = engine::dashboards::time_zone(Some(&tz_name))?;
+    let time = format!("{} ({tz_name})", engine::dashboards::format_time(log.timestamp, &tz, LOG_TIME));
+    Ok(LogDetail { log, time })
+}
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use engine::dashboards::{format_time, time_zone};
+    use engine::kpi::RangeParams;
+    use engine::search::LogSearch;
+    use engine::{Engine, Principal};
+
+    use super::{LogsPage, PAGE_KEYS};
+    use crate::charts::{BLUE, Frame, Kind, RED, Series, render};
+    use crate::error::AppError;
+    use crate::format::Unit;
+
+    pub async fn search(engine: &Engine, p: &Principal, model: &str, query: &str) -> Result<LogsPage, AppError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| AppError::from(engine::Error::invalid("query", format!("cannot read the query string: {e}"))))?;
+        let get = |k: &str| pairs.iter().rev().find(|(key, v)| key == k && !v.is_empty()).map(|(_, v)| v.clone());
+        // The range as the dashboards take it (relative, or absolute in the viewer's zone);
+        // the explorer defaults to the last hour.
+        let (range, tz_name) = crate::api_dashboards::ssr::resolve(RangeParams {
+            range: get("range").or_else(|| get("from").is_none().then(|| "1h".to_string())),
+            from: get("from"),
+            to: get("to"),
+            step: None,
+            tz: get("tz"),
+        })?;
+        let mut search = LogSearch::from_params(
+            &pairs.iter().filter(|(k, _)| !matches!(k.as_str(), "from" | "to")).cloned().collect::<Vec<_>>(),
+            &PAGE_KEYS,
+        )?;
+        search.from = Some(range.from);
+        search.to = Some(range.to);
+        let page = engine.search_logs(engine::reads::Caller::User(p), model, &search).await?;
+        let tz = time_zone(Some(&tz_name))?;
+        let t: Vec<i64> = page.histogram.iter().map(|b| b.start).collect();
+        let step = page.step.max(1);
+        let histogram = render(
+            Frame {
+                key: "histogram".into(),
+                title: format!("Matching logs (per {})", engine::kpi::duration_text(step)),
+                unit: Unit::Count,
+                kind: Kind::Stacked,
+                t: &t,
+                from: page.from,
+                to: page.to,
+                step_ms: step,
+                tz: &tz,
+                csv: String::new(),
+            },
+            vec![
+                Series { name: "errors".into(), color: RED, values: page.histogram.iter().map(|b| Some(b.errors as f64)).collect() },
+                Series {
+                    name: "ok".into(),
+                    color: BLUE,
+                    values: page.histogram.iter().map(|b| Some((b.count - b.errors) as f64)).collect(),
+                },
+            ],
+        );
+        let pattern = "%b %-d %H:%M:%S";
+        let range_label = format!("{} – {} ({tz_name})", format_time(page.from, &tz, pattern), format_time(page.to, &tz, pattern));
+        let times = page.logs.iter().map(|l| format_time(l.timestamp, &tz, super::LOG_TIME)).collect();
+        Ok(LogsPage { page, histogram, range_label, times, tz: tz_name })
+    }
+}

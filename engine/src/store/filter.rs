@@ -1,0 +1,237 @@
+//! A log search as SQL: the resolved filter (series ids instead of names) and the WHERE clause
+//! both backends run. Every value is a bound parameter; the only text put into the statement
+//! is column names from this file and integers.
+
+use std::fmt::Write;
+
+/// A value bound to a `$n` placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// One condition on a log row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// `flags & bit` set (true) or clear (false).
+    Flag(i64, bool),
+    /// An integer or text column equal to a value.
+    Eq(Column, Bind),
+    /// A nullable column that is NULL.
+    IsNull(Column),
+    /// A numeric expression within an inclusive range (NULL never matches).
+    Between(Numeric, Option<f64>, Option<f64>),
+    /// A metadata key with this value (compared as text), or absent (None).
+    Meta(String, Option<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Level,
+    HttpStatus,
+    ErrorType,
+    Feedback,
+    UserId,
+    SessionId,
+    TraceId,
+}
+
+impl Column {
+    fn sql(self) -> &'static str {
+        match self {
+            Column::Level => "level",
+            Column::HttpStatus => "http_status",
+            Column::ErrorType => "error_type",
+            Column::Feedback => "feedback",
+            Column::UserId => "user_id",
+            Column::SessionId => "session_id",
+            Column::TraceId => "trace_id",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numeric {
+    LatencyMs,
+    TtftMs,
+    /// Input plus output tokens; a record with neither has none.
+    Tokens,
+    CostUsd,
+    HttpStatus,
+}
+
+impl Numeric {
+    fn sql(self) -> &'static str {
+        match self {
+            Numeric::LatencyMs => "latency_ms",
+            Numeric::TtftMs => "ttft_ms",
+            Numeric::Tokens => {
+                "(CASE WHEN input_tokens IS NULL AND output_tokens IS NULL THEN NULL \
+                 ELSE COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) END)"
+            }
+            Numeric::CostUsd => "cost_usd",
+            Numeric::HttpStatus => "http_status",
+        }
+    }
+}
+
+/// A log search with names resolved: what the store runs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogFilter {
+    pub model_id: i64,
+    /// Epoch ms, `from <= ts < to`.
+    pub from: i64,
+    pub to: i64,
+    /// Only rows older than (ts, id): keyset pagination, newest first.
+    pub before: Option<(i64, i64)>,
+    /// Only these series (from provider / version / environment / operation filters).
+    pub series: Option<Vec<i64>>,
+    pub conds: Vec<Cond>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn of(backend: &str) -> Dialect {
+        if backend == "postgres" { Dialect::Postgres } else { Dialect::Sqlite }
+    }
+}
+
+impl LogFilter {
+    /// The WHERE clause (without the keyword) and its parameters, numbered from `$1`.
+    pub fn where_clause(&self, dialect: Dialect) -> (String, Vec<Bind>) {
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut p = |b: Bind| {
+            binds.push(b);
+            format!("${}", binds.len())
+        };
+        let mut sql = format!("model_id = {} AND ts >= {} AND ts < {}", p(Bind::Int(self.model_id)), p(Bind::Int(self.from)), p(Bind::Int(self.to)));
+        if let Some((ts, id)) = self.before {
+            // The plain `ts <=` bound lets the (model_id, ts) index do the range.
+            let a = p(Bind::Int(ts));
+            let b = p(Bind::Int(ts));
+            let c = p(Bind::Int(id));
+            let _ = write!(sql, " AND ts <= {a} AND (ts < {b} OR id < {c})");
+        }
+        if let Some(series) = &self.series {
+            let ids: Vec<String> = series.iter().map(|i| i.to_string()).collect();
+            let _ = write!(sql, " AND series_id IN ({})", if ids.is_empty() { "NULL".to_string() } else { ids.join(",") });
+        }
+        for c in &self.conds {
+            match c {
+                Cond::Flag(bit, set) => {
+                    let _ = write!(sql, " AND (flags & {bit}) {} 0", if *set { "<>" } else { "=" });
+                }
+                Cond::Eq(col, v) => {
+                    let _ = write!(sql, " AND {} = {}", col.sql(), p(v.clone()));
+                }
+                Cond::IsNull(col) => {
+                    let _ = write!(sql, " AND {} IS NULL", col.sql());
+                }
+                Cond::Between(expr, min, max) => {
+                    if let Some(v) = min {
+                        let _ = write!(sql, " AND {} >= {}", expr.sql(), p(Bind::Real(*v)));
+                    }
+                    if let Some(v) = max {
+                        let _ = write!(sql, " AND {} <= {}", expr.sql(), p(Bind::Real(*v)));
+                    }
+                }
+                Cond::Meta(key, value) => match dialect {
+                    Dialect::Sqlite => {
+                        // Keys are checked to be plain (letters, digits, _ - . /), so quoting
+                        // them inside the JSON path is safe; the path itself is still bound.
+                        let path = p(Bind::Text(format!("$.\"{key}\"")));
+                        match value {
+                            Some(v) => {
+                                let path2 = p(Bind::Text(format!("$.\"{key}\"")));
+                                let _ = write!(
+                                    sql,
+                                    " AND (CASE json_type(metadata, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                                     ELSE CAST(json_extract(metadata, {path2}) AS TEXT) END) = {}",
+                                    p(Bind::Text(v.clone()))
+                                );
+                            }
+                            None => {
+                                let _ = write!(sql, " AND (metadata IS NULL OR json_type(metadata, {path}) IS NULL)");
+                            }
+                        }
+                    }
+                    Dialect::Postgres => {
+                        let k = p(Bind::Text(key.clone()));
+                        match value {
+                            Some(v) => {
+                                let _ = write!(sql, " AND (metadata::jsonb ->> {k}) = {}", p(Bind::Text(v.clone())));
+                            }
+                            None => {
+                                let _ = write!(sql, " AND (metadata IS NULL OR NOT jsonb_exists(metadata::jsonb, {k}))");
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        (sql, binds)
+    }
+}
+
+/// Binds a `where_clause` parameter list to a sqlx query, in order.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut q = $query;
+        for b in $binds {
+            q = match b {
+                $crate::store::filter::Bind::Int(v) => q.bind(*v),
+                $crate::store::filter::Bind::Real(v) => q.bind(*v),
+                $crate::store::filter::Bind::Text(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bind_all;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_bound_not_spliced() {
+        let f = LogFilter {
+            model_id: 7,
+            from: 1,
+            to: 2,
+            before: Some((5, 9)),
+            series: Some(vec![3, 4]),
+            conds: vec![
+                Cond::Flag(1, true),
+                Cond::Eq(Column::UserId, Bind::Text("x' OR 1=1 --".into())),
+                Cond::IsNull(Column::ErrorType),
+                Cond::Between(Numeric::Tokens, Some(1.0), None),
+                Cond::Meta("team".into(), Some("a".into())),
+            ],
+        };
+        let (sql, binds) = f.where_clause(Dialect::Sqlite);
+        assert!(!sql.contains("OR 1=1"), "{sql}");
+        assert!(sql.contains("series_id IN (3,4)"), "{sql}");
+        assert!(sql.contains("(flags & 1) <> 0"), "{sql}");
+        assert!(sql.contains("error_type IS NULL"), "{sql}");
+        // model, from, to, 3 for the cursor, user, tokens, 2 paths and the metadata value.
+        assert_eq!(binds.len(), 11, "{sql}");
+        assert!(sql.contains(&format!("${}", binds.len())));
+        let (pg, pg_binds) = f.where_clause(Dialect::Postgres);
+        assert!(pg.contains("metadata::jsonb ->>"), "{pg}");
+        assert_eq!(pg_binds.len(), 10);
+    }
+
+    #[test]
+    fn no_matching_series_matches_nothing() {
+        let f = LogFilter { series: Some(vec![]), ..Default::default() };
+        assert!(f.where_clause(Dialect::Postgres).0.contains("series_id IN (NULL)"));
+    }
+}

@@ -1,0 +1,325 @@
+//! The log explorer over real HTTP, on SQLite and Postgres: every search filter against known
+//! records, keyset pages while ingest goes on, the histogram and count, the detail view with
+//! payloads withheld from viewers without `view_payloads`, RBAC on search and detail, and
+//! hostile input.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::TestApp;
+use engine::Scope;
+use serde_json::{Value, json};
+
+/// 2026-01-01T00:00:00Z; record i is at T0 + i minutes.
+const T0: i64 = 1_767_225_600_000;
+const N: i64 = 40;
+const MIN: i64 = 60_000;
+
+fn is_error(i: i64) -> bool {
+    i % 7 == 0 || i % 7 == 1
+}
+
+/// Record i of the known data set; each field varies with i so filters cut different sets.
+fn record(model: &str, i: i64) -> Value {
+    let mut r = json!({
+        "model": model,
+        "timestamp": T0 + i * MIN,
+        "provider": if i % 2 == 0 { "openai" } else { "anthropic" },
+        "environment": if i % 5 == 0 { "staging" } else { "prod" },
+        "operation": "chat",
+        "latency_ms": 100 + i * 10,
+        "cost_usd": 0.001 * i as f64,
+        "cache_hit": i % 8 == 0,
+        "session_id": format!("s{}", i / 10),
+        "trace_id": format!("t{i}"),
+        "message": format!("call {i}"),
+        "metadata": {"team": if i % 2 == 0 { "search" } else { "ads" }, "flag": i % 3 == 0},
+    });
+    match i % 4 {
+        0 | 2 => r["model_version"] = json!("v1"),
+        1 => r["model_version"] = json!("v2"),
+        _ => {}
+    }
+    if i % 7 == 0 {
+        r["error_type"] = json!("timeout");
+        r["http_status"] = json!(504);
+    } else if i % 7 == 1 {
+        r["error_type"] = json!("rate_limit");
+        r["http_status"] = json!(429);
+    } else {
+        r["http_status"] = json!(200);
+    }
+    r["level"] = json!(if is_error(i) { "error" } else if i % 10 == 5 { "debug" } else { "info" });
+    if i % 3 != 0 {
+        r["ttft_ms"] = json!(50 + i);
+    }
+    if i % 6 != 0 {
+        r["input_tokens"] = json!(10 * i);
+        r["output_tokens"] = json!(i);
+    }
+    match i % 9 {
+        0 => r["feedback"] = json!(1),
+        1 => r["feedback"] = json!(-1),
+        _ => {}
+    }
+    if i % 11 != 0 {
+        r["user_id"] = json!(format!("u{}", i % 3));
+    }
+    if i % 4 == 0 {
+        r["metadata"]["tier"] = json!(i);
+    }
+    if i == 12 {
+        r["request"] = json!(r#"{"messages":[{"role":"user","content":"What is 2+2?"}]}"#);
+        r["response"] = json!("4");
+    }
+    r
+}
+
+async fn seed(app: &TestApp, model: &str) -> String {
+    let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
+    let records: Vec<Value> = (0..N).map(|i| record(model, i)).collect();
+    let (status, body) = app.ingest(&key, &records).await;
+    assert_eq!((status, body["accepted"].as_i64()), (200, Some(N)), "{body}");
+    key
+}
+
+async fn get(app: &TestApp, key: &str, query: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new().get(app.url(&format!("/api/v1/logs?{query}"))).bearer_auth(key).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The record numbers a search returns (from their trace ids), checked against the count.
+async fn found(app: &TestApp, key: &str, filter: &str) -> BTreeSet<i64> {
+    let q = format!("model=chat&from={T0}&to={}&limit=1000&{filter}", T0 + N * MIN);
+    let (status, page) = get(app, key, &q).await;
+    assert_eq!(status, 200, "{filter}: {page}");
+    let ids: BTreeSet<i64> = page["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["trace_id"].as_str().unwrap()[1..].parse().unwrap())
+        .collect();
+    assert_eq!(page["count"].as_i64(), Some(ids.len() as i64), "{filter}: count");
+    assert_eq!(page["count_exact"], true);
+    let bars: i64 = page["histogram"].as_array().unwrap().iter().map(|b| b["count"].as_i64().unwrap()).sum();
+    assert_eq!(bars, ids.len() as i64, "{filter}: histogram total");
+    let errors: i64 = page["histogram"].as_array().unwrap().iter().map(|b| b["errors"].as_i64().unwrap()).sum();
+    assert_eq!(errors, ids.iter().filter(|i| is_error(**i)).count() as i64, "{filter}: histogram errors");
+    ids
+}
+
+fn expect(pred: impl Fn(i64) -> bool) -> BTreeSet<i64> {
+    (0..N).filter(|i| pred(*i)).collect()
+}
+
+both_backends!(every_filter_matches_exactly_the_right_records, |app: TestApp| async move {
+    let key = seed(&app, "chat").await;
+    let tokens = |i: i64| if i % 6 != 0 { Some(11 * i) } else { None };
+    let cases: Vec<(&str, BTreeSet<i64>)> = vec![
+        ("", expect(|_| true)),
+        ("status=error", expect(is_error)),
+        ("status=ok", expect(|i| !is_error(i))),
+        ("level=debug", expect(|i| !is_error(i) && i % 10 == 5)),
+        ("provider=openai", expect(|i| i % 2 == 0)),
+        ("model_version=v2", expect(|i| i % 4 == 1)),
+        ("model_version=(none)", expect(|i| i % 4 == 3)),
+        ("environment=staging", expect(|i| i % 5 == 0)),
+        ("environment=staging&provider=anthropic", expect(|i| i % 5 == 0 && i % 2 == 1)),
+        ("operation=embedding", expect(|_| false)),
+        ("error_type=timeout", expect(|i| i % 7 == 0)),
+        ("error_type=(none)", expect(|i| !is_error(i))),
+        ("http_status=429", expect(|i| i % 7 == 1)),
+        ("http_status=5xx", expect(|i| i % 7 == 0)),
+        ("http_status=2xx", expect(|i| !is_error(i))),
+        ("latency_min=200&latency_max=300", expect(|i| (10..=20).contains(&i))),
+        ("ttft_max=60", expect(|i| i % 3 != 0 && i <= 10)),
+        ("tokens_min=100", expect(|i| tokens(i).is_some_and(|t| t >= 100))),
+        ("tokens_max=50", expect(|i| tokens(i).is_some_and(|t| t <= 50))),
+        ("cost_min=0.0305", expect(|i| i >= 31)),
+        ("cache_hit=true", expect(|i| i % 8 == 0)),
+        ("cache_hit=false", expect(|i| i % 8 != 0)),
+        ("feedback=-1", expect(|i| i % 9 == 1)),
+        ("user_id=u1", expect(|i| i % 11 != 0 && i % 3 == 1)),
+        ("user=(none)", expect(|i| i % 11 == 0)),
+        ("session_id=s2", expect(|i| i / 10 == 2)),
+        ("trace_id=t17", expect(|i| i == 17)),
+        ("meta:team=ads", expect(|i| i % 2 == 1)),
+        ("meta=team%3Dsearch", expect(|i| i % 2 == 0)),
+        ("meta:tier=8", expect(|i| i == 8)),
+        ("meta:tier=(none)", expect(|i| i % 4 != 0)),
+        ("meta:flag=true", expect(|i| i % 3 == 0)),
+        ("meta:team=ads&meta:flag=false", expect(|i| i % 2 == 1 && i % 3 != 0)),
+        ("status=error&provider=openai&latency_min=300", expect(|i| is_error(i) && i % 2 == 0 && i >= 20)),
+        ("meta:team=nobody", expect(|_| false)),
+    ];
+    for (filter, want) in cases {
+        assert_eq!(found(&app, &key, filter).await, want, "{filter}");
+    }
+    // The time range: [from, to) over record times.
+    let (_, page) = get(&app, &key, &format!("model=chat&from={}&to={}", T0 + 5 * MIN, T0 + 8 * MIN)).await;
+    let ids: Vec<&str> = page["logs"].as_array().unwrap().iter().map(|l| l["trace_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["t7", "t6", "t5"], "newest first, to exclusive");
+    // A range entirely in the future is empty, not an error.
+    let far = engine::now_ms() + 400 * 86_400_000;
+    let (status, page) = get(&app, &key, &format!("model=chat&from={far}&to={}", far + MIN)).await;
+    assert_eq!((status, page["count"].as_i64()), (200, Some(0)), "{page}");
+});
+
+both_backends!(pages_have_no_duplicates_or_gaps_while_ingest_goes_on, |app: TestApp| async move {
+    let key = seed(&app, "chat").await;
+    let range = format!("model=chat&from={T0}&to={}", T0 + 10 * N * MIN);
+    let mut seen: Vec<(i64, i64)> = Vec::new();
+    let mut before: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let q = match &before {
+            Some(c) => format!("{range}&limit=7&before={c}"),
+            None => format!("{range}&limit=7"),
+        };
+        let (status, page) = get(&app, &key, &q).await;
+        assert_eq!(status, 200, "{page}");
+        for l in page["logs"].as_array().unwrap() {
+            seen.push((l["timestamp"].as_i64().unwrap(), l["id"].as_i64().unwrap()));
+        }
+        pages += 1;
+        // New records arrive between pages (newer than the first page): they must not push
+        // rows from one page onto the next.
+        let fresh: Vec<Value> = (0..3).map(|j| record("chat", N + pages * 3 + j)).collect();
+        assert_eq!(app.ingest(&key, &fresh).await.0, 200);
+        match page["next"].as_str() {
+            Some(c) => before = Some(c.to_string()),
+            None => break,
+        }
+        assert!(pages < 50, "paging does not end");
+    }
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(seen, sorted, "strictly newest first, no duplicates");
+    // Every original record was on some page.
+    let (_, all) = get(&app, &key, &format!("model=chat&from={T0}&to={}&limit=1000", T0 + N * MIN)).await;
+    for l in all["logs"].as_array().unwrap() {
+        let k = (l["timestamp"].as_i64().unwrap(), l["id"].as_i64().unwrap());
+        assert!(seen.contains(&k), "record {k:?} was skipped");
+    }
+    assert!(pages >= 6, "40 records in pages of 7");
+});
+
+both_backends!(detail_and_payload_permission, |app: TestApp| async move {
+    let admin = app.admin().await;
+    app.create_model(&admin, "chat").await;
+    app.create_model(&admin, "other").await;
+    let key = seed(&app, "chat").await;
+    let (_, other) = app.ingest(&key, &[record("other", 1)]).await;
+    assert_eq!(other["accepted"], 1);
+    let viewer_id = app.create_user(&admin, "vi", "viewer", "viewer-password").await;
+    let reader_id = app.create_user(&admin, "pr", "viewer", "reader-password").await;
+    app.grant(&admin, viewer_id, "chat", false).await;
+    app.grant(&admin, reader_id, "chat", true).await;
+    let viewer = app.login("vi", "viewer-password").await;
+    let reader = app.login("pr", "reader-password").await;
+
+    let (_, page) = get(&app, &key, &format!("model=chat&from={T0}&to={}&trace_id=t12", T0 + N * MIN)).await;
+    let id = page["logs"][0]["id"].as_i64().unwrap();
+    let (_, page) = get(&app, &key, &format!("model=other&from={T0}&to={}", T0 + N * MIN)).await;
+    let other_id = page["logs"][0]["id"].as_i64().unwrap();
+
+    let detail = |c: reqwest::Client, id: i64| {
+        let url = app.url(&format!("/api/v1/logs/{id}"));
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // With view_payloads: the whole log and its payload.
+    let (status, log) = detail(reader.clone(), id).await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["trace_id"], "t12");
+    assert_eq!(log["metadata"]["tier"], 12);
+    assert_eq!(log["request"], r#"{"messages":[{"role":"user","content":"What is 2+2?"}]}"#);
+    assert_eq!(log["response"], "4");
+    assert_eq!(log["payload_withheld"], false);
+    // Without: the fields, but the payload is never sent.
+    let (status, log) = detail(viewer.clone(), id).await;
+    assert_eq!(status, 200);
+    assert_eq!(log["message"], "call 12");
+    assert!(log["request"].is_null() && log["response"].is_null(), "{log}");
+    assert_eq!(log["payload_withheld"], true);
+    let html = viewer.get(app.url(&format!("/logs/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("data-testid=\"payload-withheld\""));
+    assert!(!html.contains("2+2"), "the payload is not in the page");
+    let html = reader.get(app.url(&format!("/logs/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("data-testid=\"payload-request\"") && html.contains("What is 2+2?"));
+    // A model the viewer may not see: 404, as if the log did not exist.
+    assert_eq!(detail(viewer.clone(), other_id).await.0, 404);
+    assert_eq!(detail(viewer.clone(), 987_654_321).await.0, 404);
+    assert_eq!(viewer.get(app.url(&format!("/logs/{other_id}"))).send().await.unwrap().status(), 404);
+    // A read key limited to one model sees only that model's logs.
+    let limited = app.api_key(&[Scope::Read], &["other"]).await;
+    let r = reqwest::Client::new().get(app.url(&format!("/api/v1/logs/{id}"))).bearer_auth(&limited).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = reqwest::Client::new().get(app.url(&format!("/api/v1/logs/{other_id}"))).bearer_auth(&limited).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // An ingest-only key may not read.
+    let writer = app.api_key(&[Scope::Ingest], &[]).await;
+    let r = reqwest::Client::new().get(app.url(&format!("/api/v1/logs/{id}"))).bearer_auth(&writer).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // Search: the viewer's searches never reach the other model, and payloads need the grant.
+    let s = viewer.get(app.url("/api/v1/logs?model=other")).send().await.unwrap().status();
+    assert_eq!(s, 404);
+    let s = viewer.get(app.url("/api/v1/logs?model=chat&payloads=true")).send().await.unwrap().status();
+    assert_eq!(s, 403);
+    // The explorer page lists the logs with links to their detail.
+    let html = viewer
+        .get(app.url(&format!("/models/chat/logs?from={T0}&to={}&status=error&provider=openai", T0 + N * MIN)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows = html.matches("data-log-id=").count();
+    assert_eq!(rows as i64, expect(|i| is_error(i) && i % 2 == 0).len() as i64, "one row per match");
+    assert!(html.contains("data-filter=\"provider\""), "the active filter is shown");
+});
+
+both_backends!(hostile_input_is_answered_safely, |app: TestApp| async move {
+    let key = seed(&app, "chat").await;
+    let range = format!("model=chat&from={T0}&to={}", T0 + N * MIN);
+    // Quotes and SQL fragments are values like any other: no match, no error.
+    for filter in [
+        "user_id=%27%20OR%201%3D1%20--",
+        "meta:team=x%27)%3B%20DROP%20TABLE%20logs%3B--",
+        "trace_id=%22%3B%20SELECT%20*%20FROM%20users",
+        "provider=%25",
+        "error_type=*",
+    ] {
+        let (status, page) = get(&app, &key, &format!("{range}&{filter}")).await;
+        assert_eq!((status, page["count"].as_i64()), (200, Some(0)), "{filter}: {page}");
+    }
+    // Refused with a 4xx naming the parameter.
+    let long = "x".repeat(5000);
+    for (filter, field) in [
+        (format!("user_id={long}"), "user_id"),
+        ("meta:a%22b=1".to_string(), "meta:a\"b"),
+        ("colour=red".to_string(), "colour"),
+        ("http_status=abc".to_string(), "http_status"),
+        ("before=garbage".to_string(), "before"),
+        ("limit=100000".to_string(), "limit"),
+        ("latency_min=1e999".to_string(), "latency_min"),
+        ("from=10&to=5".to_string(), "from"),
+    ] {
+        let q = if filter.starts_with("from=") { format!("model=chat&{filter}") } else { format!("{range}&{filter}") };
+        let (status, body) = get(&app, &key, &q).await;
+        assert!((400..500).contains(&status), "{field}: {status} {body}");
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+    let (status, body) = get(&app, &key, "status=error").await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("model")), "{body}");
+    let r = reqwest::Client::new().get(app.url("/api/v1/logs/abc")).bearer_auth(&key).send().await.unwrap();
+    assert!(r.status().is_client_error());
+    // Still all there.
+    assert_eq!(found(&app, &key, "").await.len() as i64, N);
+});
