@@ -26,7 +26,7 @@ pub struct LogsPage {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogDetail {
+pub struct LogPage {
     pub log: LogView,
     /// Its time in the viewer's zone, with the zone's name.
     pub time: String,
@@ -45,13 +45,13 @@ pub async fn search_logs(model: String, query: String) -> Result<LogsPage, AppEr
 
 /// One log with every field; the payload only for callers who may view it.
 #[server(prefix = "/fn", endpoint = "log_detail")]
-pub async fn log_detail(id: i64) -> Result<LogDetail, AppError> {
+pub async fn log_detail(id: i64) -> Result<LogPage, AppError> {
     let (engine, p) = crate::session::caller().await?;
     let log = engine.log_detail(engine::reads::Caller::User(&p), id).await?;
     let (_, tz_name) = crate::api_dashboards::ssr::resolve(engine::kpi::RangeParams::default())?;
     let tz = engine::dashboards::time_zone(Some(&tz_name))?;
     let time = format!("{} ({tz_name})", engine::dashboards::format_time(log.timestamp, &tz, LOG_TIME));
-    Ok(LogDetail { log, time })
+    Ok(LogPage { log, time })
 }
 
 #[cfg(feature = "ssr")]

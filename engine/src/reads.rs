@@ -174,7 +174,7 @@ pub fn histogram_step(span: i64) -> i64 {
         21_600_000, 43_200_000, 86_400_000, 604_800_000,
     ];
     let want = (span + 59) / 60;
-    STEPS.iter().copied().find(|s| *s >= want).unwrap_or_else(|| want.div_ceil(86_400_000) * 86_400_000)
+    STEPS.iter().copied().find(|s| *s >= want).unwrap_or((want + 86_399_999) / 86_400_000 * 86_400_000)
 }
 
 fn match_series(m: &Option<Match>, value: &str) -> bool {

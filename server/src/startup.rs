@@ -95,7 +95,7 @@ fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits) 
         .env(leptos_config_env())
         .build();
     let state = AppState { engine: engine.clone(), leptos_options: leptos_options.clone(), limits };
-    let routes = generate_route_list(app::App);
+    let routes = route_list();
     let context = {
         let engine = engine.clone();
         move || provide_context(engine.clone())
@@ -129,6 +129,16 @@ fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits) 
         .layer(axum::middleware::from_fn(routes::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The app's routes, worked out once per process. `generate_route_list` renders the app with
+/// resource loading suppressed through a process-wide flag (leptos issue #4773): a page being
+/// rendered meanwhile, by another `Application` in the same process (the test suite starts
+/// many), would wait forever on its resources. Computing the list once, before any router
+/// exists, leaves no render to collide with.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
 }
 
 /// Public files, else the app's 404 page.

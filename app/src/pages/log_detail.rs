@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api_logs::{LogDetail, log_detail};
+use crate::api_logs::{LogPage, log_detail};
 use crate::components::{ErrorNote, urlencode};
 use crate::format::{self, Unit};
 use crate::payload_view::{Shown, show};
@@ -34,7 +34,7 @@ fn row(label: &'static str, value: Option<String>) -> impl IntoView {
 }
 
 #[component]
-fn Detail(d: LogDetail) -> impl IntoView {
+fn Detail(d: LogPage) -> impl IntoView {
     let l: LogView = d.log;
     let logs = format!("/models/{}/logs", urlencode(&l.model));
     // The same trace, or the same session, around this log's time.
@@ -137,11 +137,14 @@ fn PayloadView(text: String, testid: &'static str) -> impl IntoView {
     match show(&text) {
         Shown::Chat(messages) => view! {
             <div class="conversation" data-testid=testid>
-                {messages.into_iter().map(|(role, content)| view! {
-                    <div class=format!("msg role-{}", role.replace(|c: char| !c.is_ascii_alphanumeric(), ""))>
+                {messages.into_iter().map(|(role, content)| {
+                    let class = format!("msg role-{}", role.replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+                    view! {
+                    <div class=class>
                         <span class="role">{role}</span>
                         <pre>{content}</pre>
                     </div>
+                    }
                 }).collect_view()}
                 <details><summary>"Raw"</summary><pre>{text.clone()}</pre></details>
             </div>

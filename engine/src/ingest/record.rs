@@ -158,6 +158,8 @@ impl LogRecord {
         for (k, v) in &self.metadata {
             let v = match v {
                 MetaValue::Str(s) => serde_json::Value::String(s.clone()),
+                // Whole numbers stay integers (as sent, and as breakdowns and filters write them).
+                MetaValue::Num(n) if n.fract() == 0.0 && n.abs() < 9e15 => serde_json::Value::from(*n as i64),
                 MetaValue::Num(n) => serde_json::Number::from_f64(*n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
                 MetaValue::Bool(b) => serde_json::Value::Bool(*b),
             };
