@@ -60,7 +60,7 @@ test('overview, dashboard, range switch, hover and links (JavaScript on)', async
   await page.click('[data-testid=breakdown-table] a >> text=openai');
   await page.waitForSelector('[data-testid=log-filter]');
   assert.match(page.url(), /\/models\/gpt-4o\/logs\?from=\d+&to=\d+&provider=openai/);
-  assert.match(await page.textContent('[data-testid=log-filter]'), /provider = openai/);
+  assert.match(await page.textContent('[data-testid=active-filters]'), /provider = openai/);
 
   // A click on a chart opens the logs of that step.
   await page.goBack();
@@ -69,6 +69,43 @@ test('overview, dashboard, range switch, hover and links (JavaScript on)', async
   await page.mouse.click(rbox.x + rbox.width * 0.93, rbox.y + rbox.height / 2);
   await page.waitForURL(/\/models\/gpt-4o\/logs\?from=\d+&to=\d+$/);
   await page.waitForSelector('[data-testid=log-list]');
+  assert.deepEqual(page.errors, [], 'no console errors');
+});
+
+test('log explorer: filter, histogram, pages and the detail with its conversation', async () => {
+  const page = await newPage(browser);
+  await login(page, server.base, 'admin', ADMIN_PASSWORD);
+  await waitForDemoData(page);
+  await page.goto(`${server.base}/models/gpt-4o/logs?range=24h&status=error`);
+  await waitForHydration(page);
+  await page.waitForSelector('[data-testid=log-list]');
+  const statuses = await page.$$eval('[data-testid=log-list] tbody tr .badge', (els) => els.map((e) => e.textContent));
+  assert.ok(statuses.length > 0, 'error logs are listed');
+  assert.ok(statuses.every((s) => s === 'error'), `only errors: ${statuses}`);
+  assert.equal(await page.getAttribute('[data-panel=histogram] .chart', 'data-has-data'), 'true');
+  assert.match(await page.textContent('[data-testid=log-count]'), /\d+ matching logs/);
+
+  // The form replaces the status filter and keeps the range.
+  await page.selectOption('#f-status', 'ok');
+  await Promise.all([page.waitForURL(/status=ok/), page.click('[data-testid=log-filter] button[type=submit]')]);
+  assert.match(page.url(), /range=24h/);
+  await page.waitForSelector('[data-testid=log-list]');
+  // Older results: a second page, different rows.
+  const first = await page.$$eval('[data-testid=log-list] tbody tr', (trs) => trs.map((t) => t.dataset.logId));
+  await Promise.all([page.waitForURL(/before=/), page.click('[data-testid=older]')]);
+  await page.waitForFunction((id) => {
+    const row = document.querySelector('[data-testid=log-list] tbody tr');
+    return row && row.dataset.logId !== id;
+  }, first[0]);
+  const second = await page.$$eval('[data-testid=log-list] tbody tr', (trs) => trs.map((t) => t.dataset.logId));
+  assert.ok(second.length > 0 && second.every((id) => !first.includes(id)), 'the next page holds older logs');
+
+  // The detail of one log: its fields and the chat as a conversation.
+  await Promise.all([page.waitForURL(/\/logs\/\d+$/), page.click('[data-testid=log-list] tbody tr:first-child td a')]);
+  await page.waitForSelector('[data-testid=log-fields]');
+  assert.equal(await page.textContent('[data-testid=log-status]'), 'ok');
+  assert.match(await page.textContent('[data-testid=payload-request]'), /user/);
+  assert.match(await page.textContent('[data-testid=payload-response]'), /assistant/);
   assert.deepEqual(page.errors, [], 'no console errors');
 });
 

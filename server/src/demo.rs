@@ -42,6 +42,13 @@ const MODELS: [DemoModel; 5] = [
 
 const TEAMS: [&str; 4] = ["search", "support", "agents", "internal"];
 
+const CONVERSATIONS: [(&str, &str); 4] = [
+    ("How do I reset my password?", "Open Account, choose Change password, and enter the old and the new one."),
+    ("Summarise the refund policy in one sentence.", "Refunds are granted within 30 days of purchase for unused items."),
+    ("Which plan includes SSO?", "Single sign-on is part of the Business and Enterprise plans."),
+    ("Translate 'good morning' into German.", "Guten Morgen."),
+];
+
 /// Anomalies are placed relative to now so they are always in the default ranges.
 struct Incidents {
     now: i64,
@@ -117,6 +124,20 @@ fn record(m: &DemoModel, ts: i64, rng: &mut StdRng, inc: &Incidents) -> Value {
     if m.name == "llama-3-70b" {
         // Self-hosted: no list price, so the cost is reported by the gateway.
         r["cost_usd"] = json!(0.00002 * (m.input_tokens + m.output_tokens) as f64);
+    }
+    if m.operation == "chat" {
+        // A short conversation, so the log detail has a payload to show.
+        let (question, answer) = CONVERSATIONS[rng.gen_range(0..CONVERSATIONS.len())];
+        r["request"] = json!(json!({
+            "model": m.name,
+            "messages": [
+                {"role": "system", "content": format!("You are the {team} team's assistant. Answer briefly.")},
+                {"role": "user", "content": question},
+            ],
+        }).to_string());
+        if !error {
+            r["response"] = json!(json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}]}).to_string());
+        }
     }
     if error {
         let (kind, status) = if burst || rng.gen_bool(0.5) { ("rate_limited", 429) } else if rng.gen_bool(0.6) { ("timeout", 504) } else { ("server_error", 500) };

@@ -91,9 +91,9 @@ fn Detail(d: LogPage) -> impl IntoView {
             <section class="card">
                 <h2>"Context"</h2>
                 <table class="fields">
-                    <tr><th>"Trace"</th><td>{l.trace_id.clone().map(|t| view! { <code>{t}</code> " " <a href=trace_link.clone().unwrap_or_default()>"logs of this trace"</a> })}</td></tr>
+                    {l.trace_id.clone().map(|t| view! { <tr><th>"Trace"</th><td><code>{t}</code> " " <a href=trace_link.clone().unwrap_or_default()>"logs of this trace"</a></td></tr> })}
                     {row("Span", l.span_id.clone())}
-                    <tr><th>"Session"</th><td>{l.session_id.clone().map(|s| view! { <code>{s}</code> " " <a href=session_link.clone().unwrap_or_default()>"logs of this session"</a> })}</td></tr>
+                    {l.session_id.clone().map(|s| view! { <tr><th>"Session"</th><td><code>{s}</code> " " <a href=session_link.clone().unwrap_or_default()>"logs of this session"</a></td></tr> })}
                 </table>
                 <h3>"Metadata"</h3>
                 {if metadata.is_empty() {
