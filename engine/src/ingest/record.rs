@@ -716,7 +716,7 @@ mod tests {
         assert_eq!(r.metadata_get("n"), Some(&MetaValue::Num(3.0)));
         // Unknown scalar fields are kept in metadata.
         assert_eq!(r.metadata_get("tenant"), Some(&MetaValue::Str("t-1".into())));
-        assert_eq!(r.metadata_json().unwrap(), r#"{"b":true,"n":3.0,"region":"eu","tenant":"t-1"}"#);
+        assert_eq!(r.metadata_json().unwrap(), r#"{"b":true,"n":3,"region":"eu","tenant":"t-1"}"#);
     }
 
     #[test]

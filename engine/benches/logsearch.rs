@@ -1,0 +1,182 @@
+//! Log explorer query cost at 1M and 100M raw logs (20 models, 30 days), on SQLite.
+//!
+//! Run: `cargo bench -p engine --bench logsearch`. The first run builds the fixtures under
+//! `target/bench-fixtures/` (raw log rows, written hour by hour for all models through
+//! `Store::write_batch`, so ids interleave models as live ingest does); later runs reuse them.
+//! `MODELWATCH_BENCH_LOGS=1000000` builds and measures only the small one.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use engine::ingest::{FLAG_CACHE_HIT, FLAG_ERROR};
+use engine::kpi::{DAY_MS, HOUR_MS};
+use engine::reads::Caller;
+use engine::search::{LogSearch, Match};
+use engine::store::{LogRow, SeriesKey, WriteBatch};
+use engine::{AuthSettings, Engine, Principal, SecretKey};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const MODELS: usize = 20;
+const DAYS: i64 = 30;
+/// The fixtures end at this fixed time, so query ranges are the same on every run.
+const END: i64 = 1_795_000_000_000 / HOUR_MS * HOUR_MS;
+
+fn fixture_dir() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
+    target.join("bench-fixtures")
+}
+
+async fn open(path: &std::path::Path) -> Engine {
+    let url = format!("sqlite://{}", path.display());
+    Engine::open(&url, &SecretKey::new(vec![7; 32]).unwrap(), AuthSettings::default()).await.expect("open fixture")
+}
+
+/// `logs` raw rows over 30 days and 20 models: four series per model, 2% errors of two
+/// types, 50 users per model, a metadata key, messages on errors.
+async fn build(path: &std::path::Path, logs: u64) {
+    let engine = open(path).await;
+    let store = engine::testing::store(&engine);
+    let op = Principal::operator();
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut models = Vec::new();
+    for m in 0..MODELS {
+        let name = format!("model-{m:02}");
+        let model = engine.create_model(&op, engine::ModelInput { name, display_name: None, description: None }).await.unwrap();
+        let mut series = Vec::new();
+        for provider in ["openai", "azure"] {
+            for version in ["v1", "v2"] {
+                let key = SeriesKey { provider: provider.into(), model_version: version.into(), environment: "production".into(), operation: "chat".into() };
+                series.push(store.ensure_series(model.id, &key).await.unwrap());
+            }
+        }
+        models.push((model.id, series));
+    }
+    let hours = DAYS * 24;
+    let per_model_hour = logs as f64 / (MODELS as f64 * hours as f64);
+    let start = END - DAYS * DAY_MS;
+    let started = Instant::now();
+    for h in 0..hours {
+        let mut rows: Vec<LogRow> = Vec::new();
+        for (model_id, series) in &models {
+            let n = (per_model_hour + rng.gen_range(-1.0..1.0) * per_model_hour.sqrt()).round().max(0.0) as usize;
+            let mut times: Vec<i64> = (0..n).map(|_| start + h * HOUR_MS + rng.gen_range(0..HOUR_MS)).collect();
+            times.sort_unstable();
+            for ts in times {
+                let error = rng.gen_bool(0.02);
+                let mut flags = if error { FLAG_ERROR } else { 0 };
+                if rng.gen_bool(0.1) {
+                    flags |= FLAG_CACHE_HIT;
+                }
+                let et = if error { Some(if rng.gen_bool(0.5) { "timeout" } else { "rate_limited" }.to_string()) } else { None };
+                rows.push(LogRow {
+                    ts,
+                    model_id: *model_id,
+                    series_id: series[rng.gen_range(0..series.len())],
+                    flags,
+                    level: if error { 4 } else { 2 },
+                    http_status: Some(if error { 504 } else { 200 }),
+                    latency_ms: Some((200.0 * (rng.gen_range(-1.0f64..1.0) * 0.6).exp()).round()),
+                    ttft_ms: Some((80.0 * (rng.gen_range(-1.0f64..1.0) * 0.5).exp()).round()),
+                    input_tokens: Some(rng.gen_range(100..2000)),
+                    output_tokens: Some(rng.gen_range(10..500)),
+                    cached_tokens: None,
+                    cost_usd: Some(0.002),
+                    feedback: None,
+                    error_message: et.as_ref().map(|e| format!("upstream {e}")),
+                    error_type: et,
+                    message: None,
+                    user_id: Some(format!("user-{}", rng.gen_range(0..50))),
+                    session_id: None,
+                    trace_id: None,
+                    span_id: None,
+                    metadata: Some(format!(r#"{{"team":"team-{}"}}"#, rng.gen_range(0..5))),
+                    payload: None,
+                });
+            }
+        }
+        for chunk in rows.chunks(100_000) {
+            store.write_batch(&WriteBatch { logs: chunk.to_vec(), ..Default::default() }).await.unwrap();
+        }
+        if h % 24 == 23 {
+            eprintln!("fixture {logs}: day {} of {DAYS} after {:.0?}", h / 24 + 1, started.elapsed());
+        }
+    }
+    engine.shutdown().await;
+}
+
+async fn fixture(logs: u64) -> Engine {
+    let dir = fixture_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("logs-{logs}.db"));
+    let done = dir.join(format!("logs-{logs}.done"));
+    if !done.exists() {
+        let _ = std::fs::remove_file(&path);
+        build(&path, logs).await;
+        std::fs::write(&done, b"ok").unwrap();
+    }
+    open(&path).await
+}
+
+fn sizes() -> Vec<u64> {
+    std::env::var("MODELWATCH_BENCH_LOGS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000_000, 100_000_000])
+}
+
+fn search(span: i64) -> LogSearch {
+    LogSearch { from: Some(END - span), to: Some(END), ..Default::default() }
+}
+
+fn queries(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let op = Principal::operator();
+    for logs in sizes() {
+        let engine = rt.block_on(fixture(logs));
+        let label = if logs >= 1_000_000 { format!("{}M_logs", logs / 1_000_000) } else { format!("{logs}_logs") };
+        let mut g = c.benchmark_group(format!("logsearch_{label}"));
+        g.sample_size(20);
+        let run = |s: &LogSearch| rt.block_on(engine.search_logs(Caller::User(&op), "model-07", s)).unwrap();
+        let cases: Vec<(&str, LogSearch)> = vec![
+            ("1h_status_error", LogSearch { status: Some(true), ..search(HOUR_MS) }),
+            ("1h_status_ok", LogSearch { status: Some(false), ..search(HOUR_MS) }),
+            ("1h_all", search(HOUR_MS)),
+            ("24h_user", LogSearch { user_id: Some(Match::Value("user-7".into())), ..search(DAY_MS) }),
+            ("24h_error_type", LogSearch { error_type: Some(Match::Value("timeout".into())), ..search(DAY_MS) }),
+            ("24h_meta_team", LogSearch { meta: vec![("team".into(), Match::Value("team-3".into()))], ..search(DAY_MS) }),
+            ("7d_provider_latency", LogSearch {
+                provider: Some(Match::Value("azure".into())),
+                latency_ms: engine::search::Range { min: Some(600.0), max: None },
+                ..search(7 * DAY_MS)
+            }),
+        ];
+        for (name, s) in &cases {
+            g.bench_function(*name, |b| b.iter(|| run(s)));
+        }
+        // Paging deeper: the 20th page of 1h_status_ok costs what the first does.
+        let mut deep = LogSearch { status: Some(false), ..search(HOUR_MS) };
+        for _ in 0..19 {
+            let page = run(&deep);
+            match page.next.as_deref().map(|c| LogSearch::from_params(&[("before".into(), c.into())], &[]).unwrap().before) {
+                Some(b) => deep.before = b,
+                None => break,
+            }
+        }
+        g.bench_function("1h_status_ok_page20", |b| b.iter(|| run(&deep)));
+        let id = run(&search(HOUR_MS)).logs[0].id;
+        g.bench_function("detail", |b| b.iter(|| rt.block_on(engine.log_detail(Caller::User(&op), id)).unwrap()));
+        g.finish();
+        let p = run(&search(HOUR_MS));
+        eprintln!("{label}: model-07 has {} logs in the last hour of the fixture (exact: {})", p.count, p.count_exact);
+        let p = run(&search(DAY_MS));
+        eprintln!("{label}: model-07 has {} logs in its last 24 h (exact: {})", p.count, p.count_exact);
+        rt.block_on(engine.shutdown());
+    }
+}
+
+criterion_group!(benches, queries);
+criterion_main!(benches);
