@@ -45,21 +45,14 @@ impl Engine {
     /// A log search: one page of matches (newest first), their count and a histogram over
     /// the range. See `search::LogSearch` for the filters.
     pub async fn search_logs(&self, caller: Caller<'_>, model: &str, s: &LogSearch) -> Result<SearchPage> {
-        let model = self.model_for(caller, model, s.payloads).await?;
-        let now = now_ms();
-        // Nothing is stored before the epoch or far ahead (ingest refuses timestamps beyond its
-        // clock-skew allowance), so the range is clamped; a range wholly outside matches nothing.
-        let to = s.to.unwrap_or(now + 60_000).min(now + 366 * 86_400_000);
-        let from = s.from.unwrap_or(to - 3_600_000).max(0);
-        let limit = s.limit.unwrap_or(DEFAULT_LIMIT);
+        let r = self.resolve_search(caller, model, s).await?;
+        let (from, to) = (r.filter.from, r.filter.to);
         if from >= to {
             let (logs, histogram) = (Vec::new(), Vec::new());
-            return Ok(SearchPage { model: model.name, from, to, logs, next: None, count: 0, count_exact: true, step: 0, histogram });
+            return Ok(SearchPage { model: r.model.name, from, to, logs, next: None, count: 0, count_exact: true, step: 0, histogram });
         }
-        let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
-        let mut filter = log_filter(&model, &series, s, from, to);
         let step = histogram_step(to - from);
-        let bars = self.store().log_histogram(&filter, step, HISTOGRAM_CAP).await?;
+        let bars = self.store().log_histogram(&r.filter, step, HISTOGRAM_CAP).await?;
         let count: i64 = bars.iter().map(|b| b.1).sum();
         let mut histogram: Vec<HistogramBar> =
             (0..(to - from + step - 1) / step).map(|i| HistogramBar { start: from + i * step, count: 0, errors: 0 }).collect();
@@ -69,16 +62,66 @@ impl Engine {
                 b.errors = errors;
             }
         }
-        filter.before = s.before.map(|c| (c.ts, c.id));
+        let (logs, next) = self.search_page(&r, s.before, s.limit.unwrap_or(DEFAULT_LIMIT)).await?;
+        let next = next.map(Cursor::as_param);
+        Ok(SearchPage { model: r.model.name, from, to, logs, next, count, count_exact: count < HISTOGRAM_CAP, step, histogram })
+    }
+
+    /// A search checked and resolved against the model (authorised here, once): what pages,
+    /// exports and the live tail run.
+    pub async fn resolve_search(&self, caller: Caller<'_>, model: &str, s: &LogSearch) -> Result<ResolvedSearch> {
+        let model = self.model_for(caller, model, s.payloads).await?;
+        let now = now_ms();
+        // Nothing is stored before the epoch or far ahead (ingest refuses timestamps beyond its
+        // clock-skew allowance), so the range is clamped; a range wholly outside matches nothing.
+        let to = s.to.unwrap_or(now + 60_000).min(now + 366 * 86_400_000);
+        let from = s.from.unwrap_or(to - 3_600_000).max(0);
+        let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
+        let filter = log_filter(&model, &series, s, from, to);
+        Ok(ResolvedSearch { model, series, filter, payloads: s.payloads })
+    }
+
+    /// Up to `limit` matches older than `before` (newest first) and the cursor of the next
+    /// page, if there is one.
+    pub async fn search_page(&self, r: &ResolvedSearch, before: Option<Cursor>, limit: i64) -> Result<(Vec<LogView>, Option<Cursor>)> {
+        if r.filter.from >= r.filter.to {
+            return Ok((Vec::new(), None));
+        }
+        let mut filter = r.filter.clone();
+        filter.before = before.map(|c| (c.ts, c.id));
         let mut rows = self.store().search_logs(&filter, limit + 1).await?;
         let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
+        rows.truncate(limit.max(0) as usize);
         let mut logs = Vec::with_capacity(rows.len());
-        for r in rows {
-            logs.push(self.log_view(&model, &series, r, s.payloads).await?);
+        for row in rows {
+            logs.push(self.log_view(&r.model, &r.series, row, r.payloads).await?);
         }
-        let next = if more { logs.last().map(|l| Cursor::of(l).as_param()) } else { None };
-        Ok(SearchPage { model: model.name, from, to, logs, next, count, count_exact: count < HISTOGRAM_CAP, step, histogram })
+        let next = if more { logs.last().map(Cursor::of) } else { None };
+        Ok((logs, next))
+    }
+
+    /// Logs stored after id `after` that match (the time range is ignored), oldest first: at
+    /// most `limit`, and when more arrived, the newest `limit` of them with `sampled` set.
+    /// Returns the id to continue after.
+    pub async fn tail_logs(&self, r: &ResolvedSearch, after: i64, limit: i64) -> Result<TailBatch> {
+        let mut filter = r.filter.clone();
+        filter.from = 0;
+        filter.to = i64::MAX;
+        let mut rows = self.store().tail_logs(&filter, after, limit + 1).await?;
+        let sampled = rows.len() as i64 > limit;
+        rows.truncate(limit.max(0) as usize);
+        rows.reverse();
+        let last = rows.last().map(|l| l.id).unwrap_or(after);
+        let mut logs = Vec::with_capacity(rows.len());
+        for row in rows {
+            logs.push(self.log_view(&r.model, &r.series, row, r.payloads).await?);
+        }
+        Ok(TailBatch { logs, sampled, last_id: last })
+    }
+
+    /// The newest log id in the store: where a live tail starts.
+    pub async fn newest_log_id(&self) -> Result<i64> {
+        self.store().max_log_id().await
     }
 
     /// One log with every field. The payload comes along when the caller may view payloads;
@@ -162,6 +205,25 @@ impl Engine {
             response,
         })
     }
+}
+
+/// A search resolved against one model; see `Engine::resolve_search`.
+#[derive(Debug, Clone)]
+pub struct ResolvedSearch {
+    pub model: Model,
+    series: HashMap<i64, SeriesKey>,
+    filter: LogFilter,
+    payloads: bool,
+}
+
+/// New logs for a live tail.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TailBatch {
+    /// Oldest first.
+    pub logs: Vec<LogView>,
+    /// More matched than one batch holds; these are the newest.
+    pub sampled: bool,
+    pub last_id: i64,
 }
 
 /// Matches counted for a search's histogram and total; past it the count is a lower bound.

@@ -21,6 +21,9 @@ pub struct AppState {
     pub engine: Engine,
     pub leptos_options: LeptosOptions,
     pub limits: routes::ingest::BodyLimits,
+    /// Turns true when the server starts shutting down: long-lived streams (the live tail)
+    /// end then, so the graceful shutdown does not wait for them.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -32,6 +35,7 @@ impl FromRef<AppState> for LeptosOptions {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    stop: tokio::sync::watch::Sender<bool>,
     pub engine: Engine,
 }
 
@@ -65,8 +69,9 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             max_decompressed_bytes: config.max_decompressed_bytes,
         };
-        let router = router(engine.clone(), addr, limits);
-        Ok(Application { listener, router, engine })
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let router = router(engine.clone(), addr, limits, stopping);
+        Ok(Application { listener, router, stop, engine })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -77,6 +82,11 @@ impl Application {
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, database = self.engine.backend(), "Modelwatch listening on http://{}", display_addr(addr));
+        let stop = self.stop;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
         axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await?;
@@ -87,14 +97,14 @@ impl Application {
     }
 }
 
-fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits) -> Router {
+fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits, stopping: tokio::sync::watch::Receiver<bool>) -> Router {
     let leptos_options = LeptosOptions::builder()
         .output_name(app::BUNDLE_NAME)
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .env(leptos_config_env())
         .build();
-    let state = AppState { engine: engine.clone(), leptos_options: leptos_options.clone(), limits };
+    let state = AppState { engine: engine.clone(), leptos_options: leptos_options.clone(), limits, stopping };
     let routes = route_list();
     let context = {
         let engine = engine.clone();
@@ -115,9 +125,11 @@ fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits) 
         .route("/api/v1/overview", get(routes::api::overview))
         .route(
             "/api/v1/logs",
-            post(routes::ingest::post_logs).get(routes::ingest::get_logs).layer(axum::extract::DefaultBodyLimit::disable()),
+            post(routes::ingest::post_logs).get(routes::logs::search).layer(axum::extract::DefaultBodyLimit::disable()),
         )
-        .route("/api/v1/logs/{id}", get(routes::ingest::get_log))
+        .route("/api/v1/logs/export", get(routes::logs::export))
+        .route("/api/v1/logs/tail", get(routes::logs::tail))
+        .route("/api/v1/logs/{id}", get(routes::logs::detail))
         .route("/api/v1/metrics", post(routes::ingest::post_metrics).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/pkg/{*path}", get(crate::assets::pkg))
         .leptos_routes_with_context(&state, routes, context.clone(), {

@@ -323,3 +323,133 @@ both_backends!(hostile_input_is_answered_safely, |app: TestApp| async move {
     // Still all there.
     assert_eq!(found(&app, &key, "").await.len() as i64, N);
 });
+
+both_backends!(export_streams_the_whole_search, |app: TestApp| async move {
+    let key = seed(&app, "chat").await;
+    let range = format!("model=chat&from={T0}&to={}", T0 + N * MIN);
+    let export = |q: String| {
+        let url = app.url(&format!("/api/v1/logs/export?{q}"));
+        let key = key.clone();
+        async move {
+            let r = reqwest::Client::new().get(url).bearer_auth(&key).send().await.unwrap();
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            (status, headers, r.text().await.unwrap())
+        }
+    };
+    // NDJSON, filtered: exactly the matching records, newest first.
+    let (status, headers, body) = export(format!("{range}&format=ndjson&status=error")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/x-ndjson");
+    assert!(headers["content-disposition"].to_str().unwrap().contains("chat-logs.ndjson"));
+    let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let want: Vec<String> = expect(is_error).iter().rev().map(|i| format!("t{i}")).collect();
+    let got: Vec<String> = lines.iter().map(|l| l["trace_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(got, want);
+    // CSV: a header and one row per record, fields quoted where needed.
+    let (status, headers, body) = export(range.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    let mut rows = csv::Reader::from_reader(body.as_bytes());
+    let header: Vec<String> = rows.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(&header[..3], ["id", "time", "model"]);
+    let records: Vec<csv::StringRecord> = rows.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len() as i64, N);
+    let meta = header.iter().position(|h| h == "metadata").unwrap();
+    let last: Value = serde_json::from_str(&records[0][meta]).unwrap();
+    assert_eq!(last["team"], "ads", "record 39's metadata as JSON in one cell");
+    // The row limit.
+    let (status, headers, body) = export(format!("{range}&format=ndjson&max_rows=5")).await;
+    assert_eq!((status, body.lines().count()), (200, 5));
+    assert_eq!(headers["x-modelwatch-row-limit"], "5");
+    // More rows than one page: every row once.
+    let many: Vec<Value> = (0..2500).map(|i| json!({"model": "bulk", "timestamp": T0 + i, "trace_id": format!("b{i}")})).collect();
+    assert_eq!(app.ingest(&key, &many).await.0, 200);
+    let (_, _, body) = export(format!("model=bulk&from={T0}&to={}&format=ndjson", T0 + 10_000)).await;
+    let ids: BTreeSet<String> = body.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["trace_id"].as_str().unwrap().to_string()).collect();
+    assert_eq!((body.lines().count(), ids.len()), (2500, 2500));
+    // Refusals: a bad format or limit names the parameter; other models are not found.
+    let (status, _, body) = export(format!("{range}&format=xml")).await;
+    assert_eq!(status, 422);
+    assert!(body.contains("\"format\""), "{body}");
+    let (status, _, _) = export(format!("{range}&max_rows=1000000")).await;
+    assert_eq!(status, 422);
+    let limited = app.api_key(&[Scope::Read], &["bulk"]).await;
+    let r = reqwest::Client::new().get(app.url(&format!("/api/v1/logs/export?{range}"))).bearer_auth(&limited).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = reqwest::Client::new().get(app.url(&format!("/api/v1/logs/export?{range}"))).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+});
+
+/// Reads server-sent events from a streaming response until `done` says stop (or 20 s).
+async fn read_events(resp: &mut reqwest::Response, mut done: impl FnMut(&[(String, String)]) -> bool) -> Vec<(String, String)> {
+    let mut events: Vec<(String, String)> = Vec::new();
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done(&events) {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk()).await.expect("events in time").unwrap().expect("stream open");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut name = String::from("message");
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if !block.trim().starts_with(':') {
+                events.push((name, data));
+            }
+        }
+    }
+    events
+}
+
+both_backends!(live_tail_streams_new_matching_logs, |app: TestApp| async move {
+    let key = seed(&app, "chat").await;
+    let mut tail = reqwest::Client::new()
+        .get(app.url("/api/v1/logs/tail?model=chat&status=error"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 200);
+    assert_eq!(tail.headers()["content-type"], "text/event-stream");
+    let ready = read_events(&mut tail, |e| !e.is_empty()).await;
+    assert_eq!(ready[0].0, "ready", "{ready:?}");
+    // Only new logs that match: the old errors and the new ok record are not sent.
+    let now = engine::now_ms();
+    let fresh = [
+        json!({"model": "chat", "timestamp": now, "trace_id": "new-ok"}),
+        json!({"model": "chat", "timestamp": now, "trace_id": "new-error", "status": "error", "error_type": "timeout"}),
+    ];
+    assert_eq!(app.ingest(&key, &fresh).await.0, 200);
+    let events = read_events(&mut tail, |e| e.iter().any(|(n, _)| n == "log")).await;
+    let logs: Vec<Value> = events.iter().filter(|(n, _)| n == "log").map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
+    assert_eq!(logs.len(), 1, "{events:?}");
+    assert_eq!(logs[0]["trace_id"], "new-error");
+    // A burst larger than one look: the newest 200, announced as sampled.
+    let burst: Vec<Value> =
+        (0..450).map(|i| json!({"model": "chat", "timestamp": now + i, "trace_id": format!("burst-{i}"), "status": "error"})).collect();
+    assert_eq!(app.ingest(&key, &burst).await.0, 200);
+    let events = read_events(&mut tail, |e| e.iter().filter(|(n, _)| n == "log").count() >= 200).await;
+    let first = events.iter().position(|(n, _)| n == "sampled").expect("sampled event");
+    let logs: Vec<Value> = events[first..].iter().filter(|(n, _)| n == "log").map(|(_, d)| serde_json::from_str(d).unwrap()).collect();
+    assert_eq!(logs.len(), 200);
+    assert_eq!(logs.last().unwrap()["trace_id"], "burst-449", "the newest are kept, oldest first");
+    drop(tail);
+
+    // Authorised before the stream starts.
+    let admin = app.admin().await;
+    let viewer_id = app.create_user(&admin, "vi", "viewer", "viewer-password").await;
+    let _ = viewer_id;
+    let viewer = app.login("vi", "viewer-password").await;
+    assert_eq!(viewer.get(app.url("/api/v1/logs/tail?model=chat")).send().await.unwrap().status(), 404);
+    assert_eq!(reqwest::Client::new().get(app.url("/api/v1/logs/tail?model=chat")).send().await.unwrap().status(), 401);
+    let writer = app.api_key(&[Scope::Ingest], &[]).await;
+    let r = reqwest::Client::new().get(app.url("/api/v1/logs/tail?model=chat")).bearer_auth(&writer).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+});

@@ -123,6 +123,9 @@ pub trait Store: Send + Sync + 'static {
     /// order. Counts at most the newest `cap` matches.
     async fn log_histogram(&self, f: &filter::LogFilter, step: i64, cap: i64) -> Result<Vec<(i64, i64, i64)>>;
     async fn log_by_id(&self, id: i64) -> Result<Option<StoredLog>>;
+    /// The newest `limit` logs with an id above `after` that match (newest first).
+    async fn tail_logs(&self, f: &filter::LogFilter, after: i64, limit: i64) -> Result<Vec<StoredLog>>;
+    async fn max_log_id(&self) -> Result<i64>;
     async fn count_logs(&self, model_id: i64) -> Result<i64>;
     async fn payload(&self, log_id: i64) -> Result<Option<Vec<u8>>>;
     /// Rollup rows of a model in `[from, to)`, all series and error types merged.
@@ -1235,6 +1238,26 @@ macro_rules! impl_common_store {
                 );
                 let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, (i64, i64, i64)>(&sql), &binds);
                 Ok(q.fetch_all(&self.pool).await?)
+            }
+
+            async fn tail_logs(&self, f: &$crate::store::filter::LogFilter, after: i64, limit: i64) -> $crate::error::Result<Vec<$crate::store::StoredLog>> {
+                let (w, mut binds) = f.where_clause($crate::store::filter::Dialect::of($backend));
+                binds.push($crate::store::filter::Bind::Int(after));
+                // `+model_id` keeps the planner on the id (primary key) range, which holds only
+                // the newest rows, instead of the model's whole index.
+                let w = w.replacen("model_id =", "+model_id =", 1);
+                let sql = format!(
+                    "SELECT {} FROM logs WHERE id > ${} AND {w} ORDER BY id DESC LIMIT {}",
+                    $crate::store::LOG_COLUMNS,
+                    binds.len(),
+                    limit.max(0)
+                );
+                let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, $crate::store::StoredLog>(&sql), &binds);
+                Ok(q.fetch_all(&self.pool).await?)
+            }
+
+            async fn max_log_id(&self) -> $crate::error::Result<i64> {
+                Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM logs").fetch_one(&self.pool).await?)
             }
 
             async fn log_by_id(&self, id: i64) -> $crate::error::Result<Option<$crate::store::StoredLog>> {

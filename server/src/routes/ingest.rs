@@ -1,5 +1,4 @@
-//! Native ingest (`POST /api/v1/logs`, `POST /api/v1/metrics`) and the log search's REST side
-//! (`GET /api/v1/logs`, `GET /api/v1/logs/{id}`). This module owns the HTTP side only: credentials, body size, gzip,
+//! Native ingest (`POST /api/v1/logs`, `POST /api/v1/metrics`). This module owns the HTTP side only: credentials, body size, gzip,
 //! UTF-8 and status codes. Parsing, rules and storage are the engine's.
 //!
 //! Batch semantics: valid records are stored even when others in the batch are refused. The
@@ -11,14 +10,12 @@ use std::io::Read;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use engine::ingest::record::BodyFormat;
 use engine::ingest::{IngestOutcome, KeyPrincipal};
-use engine::reads::Caller;
-use engine::search::{LogSearch, SearchPage};
-use engine::{Error, LogView};
+use engine::Error;
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -151,41 +148,4 @@ pub async fn post_logs(State(state): State<AppState>, req: Request) -> Result<Re
 
 pub async fn post_metrics(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     ingest(state, req, Kind::Metrics).await
-}
-
-/// `GET /api/v1/logs?model=&…filters`: one page of a log search (see `engine::search` and
-/// docs/api.md). Takes a `read` API key or a session.
-pub async fn get_logs(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<SearchPage>, ApiError> {
-    let Query(pairs) = query.map_err(|e| ApiError(Error::invalid("query", e.body_text())))?;
-    let model = pairs.iter().find(|(k, _)| k == "model").map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    if model.is_empty() {
-        return Err(ApiError(Error::invalid("model", "model is required")));
-    }
-    let search = LogSearch::from_params(&pairs, &["model"])?;
-    let page = if presented_key(&headers).is_some() {
-        let key = key_principal(&state, &headers).await?;
-        state.engine.search_logs(Caller::Key(&key), &model, &search).await?
-    } else {
-        let p = app::session::authenticate_headers(&state.engine, &headers).await?;
-        state.engine.search_logs(Caller::User(&p), &model, &search).await?
-    };
-    Ok(Json(page))
-}
-
-/// `GET /api/v1/logs/{id}`: one log with every field, and its payload when the caller may
-/// view payloads.
-pub async fn get_log(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<LogView>, ApiError> {
-    let id: i64 = id.parse().map_err(|_| ApiError(Error::invalid("id", "the log id must be an integer")))?;
-    let log = if presented_key(&headers).is_some() {
-        let key = key_principal(&state, &headers).await?;
-        state.engine.log_detail(Caller::Key(&key), id).await?
-    } else {
-        let p = app::session::authenticate_headers(&state.engine, &headers).await?;
-        state.engine.log_detail(Caller::User(&p), id).await?
-    };
-    Ok(Json(log))
 }

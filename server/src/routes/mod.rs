@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod health;
 pub mod ingest;
+pub mod logs;
 mod middleware;
 
 pub use middleware::{require_login_for_pages, security_headers};
