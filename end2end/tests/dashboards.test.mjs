@@ -100,12 +100,53 @@ test('log explorer: filter, histogram, pages and the detail with its conversatio
   const second = await page.$$eval('[data-testid=log-list] tbody tr', (trs) => trs.map((t) => t.dataset.logId));
   assert.ok(second.length > 0 && second.every((id) => !first.includes(id)), 'the next page holds older logs');
 
+  // Export: the link downloads this search as CSV.
+  const csvHref = await page.getAttribute('[data-testid=export-csv]', 'href');
+  const csv = await page.evaluate(async (href) => (await fetch(href)).text(), csvHref);
+  assert.match(csv.split('\n')[0], /^id,time,model,provider/);
+  assert.ok(csv.split('\n').length > 2, 'rows follow the header');
+
   // The detail of one log: its fields and the chat as a conversation.
   await Promise.all([page.waitForURL(/\/logs\/\d+$/), page.click('[data-testid=log-list] tbody tr:first-child td a')]);
   await page.waitForSelector('[data-testid=log-fields]');
   assert.equal(await page.textContent('[data-testid=log-status]'), 'ok');
   assert.match(await page.textContent('[data-testid=payload-request]'), /user/);
   assert.match(await page.textContent('[data-testid=payload-response]'), /assistant/);
+  assert.deepEqual(page.errors, [], 'no console errors');
+});
+
+test('live tail shows a log sent through the API', async () => {
+  const page = await newPage(browser);
+  await login(page, server.base, 'admin', ADMIN_PASSWORD);
+  await page.goto(`${server.base}/models/gpt-4o/logs?range=1h&status=error`);
+  await waitForHydration(page);
+  await page.click('[data-testid=tail-start]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=tail-status]')?.textContent === 'live');
+  const key = await page.evaluate(async () => {
+    const r = await fetch('/fn/create_api_key', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: 'name=tail&scope_ingest=on',
+    });
+    return r.json();
+  });
+  const send = (rec) => fetch(`${server.base}/api/v1/logs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify([{ model: 'gpt-4o', timestamp: Date.now(), ...rec }]),
+  });
+  // An ok record (filtered out) and an error record (shown).
+  assert.equal((await send({ error_message: 'tail-e2e-ok' })).status, 200);
+  assert.equal((await send({ status: 'error', error_type: 'timeout', error_message: 'tail-e2e-error' })).status, 200);
+  await page.waitForFunction(() => document.querySelector('[data-testid=tail-list]')?.textContent.includes('tail-e2e-error'));
+  assert.doesNotMatch(await page.textContent('[data-testid=tail-list]'), /tail-e2e-ok/);
+  // Paused: new rows wait; resumed: they appear.
+  await page.click('[data-testid=tail-pause]');
+  assert.equal((await send({ status: 'error', error_message: 'tail-e2e-held' })).status, 200);
+  await page.waitForFunction(() => /Resume \(1 new\)/.test(document.querySelector('[data-testid=tail-pause]')?.textContent ?? ''));
+  assert.doesNotMatch(await page.textContent('[data-testid=tail-list]'), /tail-e2e-held/);
+  await page.click('[data-testid=tail-pause]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=tail-list]')?.textContent.includes('tail-e2e-held'));
   assert.deepEqual(page.errors, [], 'no console errors');
 });
 

@@ -2,6 +2,7 @@
 //! The URL holds the range, every filter and the page cursor, so a search can be shared; the
 //! filter form is a plain GET form and pages are links, so it all works without JavaScript.
 
+use engine::LogView;
 use engine::search::{LEVELS, NONE_VALUE};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -65,6 +66,7 @@ pub fn ModelLogsPage() -> impl IntoView {
         </div>
         {move || view! { <RangeBar path=path() default_range="1h"/> }}
         {move || view! { <FilterForm path=path()/> }}
+        {move || view! { <LiveTail model=name()/> }}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
@@ -165,6 +167,16 @@ fn Results(data: LogsPage, path: String) -> impl IntoView {
         format!("At least {} matching logs (counting stops there; narrow the range for an exact count)", format::compact(page.count as f64))
     };
     let newest = q.get("before").map(|_| with_query(&path, &q, &[]));
+    // Export: this search over the resolved range, every page.
+    let export = |format: &str| {
+        let mut qs = vec![format!("model={}", urlencode(&page.model)), format!("from={}", page.from), format!("to={}", page.to)];
+        for (k, v) in (&*q).into_iter().filter(|(k, v)| !is_page_key(k) && !v.is_empty()) {
+            qs.push(format!("{}={}", urlencode(k), urlencode(v)));
+        }
+        qs.push(format!("format={format}"));
+        format!("/api/v1/logs/export?{}", qs.join("&"))
+    };
+    let (export_csv, export_ndjson) = (export("csv"), export("ndjson"));
     let older = page.next.clone().map(|c| with_query(&path, &q, &[("before", Some(c))]));
     let empty = page.logs.is_empty();
     let rows = page.logs.into_iter().zip(data.times).map(|(l, time)| {
@@ -198,7 +210,11 @@ fn Results(data: LogsPage, path: String) -> impl IntoView {
                 }).collect_view()}
             </p>
         })}
-        <p class="muted range-label"><strong data-testid="log-count">{count}</strong>" · "{data.range_label}</p>
+        <p class="muted range-label">
+            <strong data-testid="log-count">{count}</strong>" · "{data.range_label}" · Export "
+            <a href=export_csv rel="external" download="" data-testid="export-csv">"CSV"</a>" "
+            <a href=export_ndjson rel="external" download="">"NDJSON"</a>
+        </p>
         <div class="panels single"><ChartPanel chart=data.histogram logs_base=logs_base/></div>
         {if empty {
             view! { <p class="muted" data-testid="no-logs">"No stored logs match. Widen the range or remove a filter (sampled or dropped records are counted on the dashboard but not stored)."</p> }.into_any()
@@ -217,5 +233,167 @@ fn Results(data: LogsPage, path: String) -> impl IntoView {
             {newest.map(|href| view! { <a href=href>"← Newest"</a> })}
             {older.map(|href| view! { <a href=href data-testid="older">"Older →"</a> })}
         </nav>
+    }
+}
+
+/// Rows the live tail keeps in the page; older ones drop off.
+const TAIL_KEEP: usize = 200;
+
+/// `HH:MM:SS.mmm` in UTC, the same on the server and in the browser.
+fn utc_clock(ms: i64) -> String {
+    let day = ms.rem_euclid(86_400_000);
+    format!("{:02}:{:02}:{:02}.{:03}", day / 3_600_000, day / 60_000 % 60, day / 1000 % 60, day % 1000)
+}
+
+/// New logs matching the current filters as they arrive (server-sent events from
+/// `/api/v1/logs/tail`), newest on top, at most `TAIL_KEEP`. Pausing holds new rows back
+/// until resumed. Needs JavaScript.
+#[component]
+fn LiveTail(model: String) -> impl IntoView {
+    let query = use_query_map();
+    let running = RwSignal::new(false);
+    let paused = RwSignal::new(false);
+    let rows = RwSignal::new(Vec::<LogView>::new());
+    let held = RwSignal::new(Vec::<LogView>::new());
+    let sampled = RwSignal::new(false);
+    // Set once the server has answered: logs stored from then on will show.
+    let ready = RwSignal::new(false);
+    let model = StoredValue::new(model);
+    let url = {
+        move || {
+            let q = query.read_untracked();
+            let mut qs = vec![format!("model={}", urlencode(&model.get_value()))];
+            for (k, v) in (&*q).into_iter().filter(|(k, v)| !is_page_key(k) && !v.is_empty()) {
+                qs.push(format!("{}={}", urlencode(k), urlencode(v)));
+            }
+            format!("/api/v1/logs/tail?{}", qs.join("&"))
+        }
+    };
+    #[cfg(feature = "hydrate")]
+    let source = StoredValue::new_local(None::<web_sys::EventSource>);
+    #[cfg(feature = "hydrate")]
+    on_cleanup(move || {
+        if let Some(es) = source.try_update_value(|s| s.take()).flatten() {
+            es.close();
+        }
+    });
+    let start = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            source.update_value(|s| {
+                if let Some(old) = s.take() {
+                    old.close();
+                }
+                *s = tail::open(&url(), rows, held, paused, sampled, ready);
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = url();
+        rows.set(Vec::new());
+        held.set(Vec::new());
+        sampled.set(false);
+        ready.set(false);
+        paused.set(false);
+        running.set(true);
+    };
+    let stop = move |_| {
+        #[cfg(feature = "hydrate")]
+        source.update_value(|s| {
+            if let Some(es) = s.take() {
+                es.close();
+            }
+        });
+        running.set(false);
+    };
+    let toggle_pause = move |_| {
+        if paused.get_untracked() {
+            let mut newer = held.get_untracked();
+            held.set(Vec::new());
+            rows.update(|r| {
+                newer.append(r);
+                newer.truncate(TAIL_KEEP);
+                *r = newer;
+            });
+        }
+        paused.update(|p| *p = !*p);
+    };
+    view! {
+        <section class="card live-tail" data-testid="live-tail">
+            <div class="tail-head">
+                <h2>"Live tail"</h2>
+                {move || if running.get() {
+                    view! {
+                        <span class="badge ok" data-testid="tail-status">{move || if !ready.get() { "connecting…" } else if paused.get() { "paused" } else { "live" }}</span>
+                        <button type="button" on:click=toggle_pause data-testid="tail-pause">{move || if paused.get() { format!("Resume ({} new)", held.get().len()) } else { "Pause".to_string() }}</button>
+                        <button type="button" class="link" on:click=stop>"Stop"</button>
+                    }.into_any()
+                } else {
+                    view! {
+                        <button type="button" on:click=start data-testid="tail-start">"Start"</button>
+                        <span class="muted">"New logs matching these filters, as they arrive (needs JavaScript)."</span>
+                    }.into_any()
+                }}
+            </div>
+            {move || sampled.get().then(|| view! {
+                <p class="muted" data-testid="tail-sampled">"More logs arrive than the tail shows: it keeps the newest 200 of each half second."</p>
+            })}
+            {move || (running.get() && !rows.with(|r| r.is_empty())).then(|| view! {
+                <table class="list logs" data-testid="tail-list">
+                    <thead><tr><th>"Time (UTC)"</th><th>"Status"</th><th>"Provider"</th><th>"Latency"</th><th>"User"</th><th>"Message"</th></tr></thead>
+                    <tbody>
+                        <For each=move || rows.get() key=|l| l.id let:l>
+                            <tr data-log-id=l.id.to_string()>
+                                <td class="nowrap"><a href=format!("/logs/{}", l.id)>{utc_clock(l.timestamp)}</a></td>
+                                <td><span class=if l.status == "error" { "badge bad" } else { "badge ok" }>{l.status.clone()}</span></td>
+                                <td>{l.provider.clone()}</td>
+                                <td class="num">{format::opt_value(l.latency_ms, Unit::Millis)}</td>
+                                <td>{l.user_id.clone().unwrap_or_default()}</td>
+                                <td class="message">{l.error_message.clone().or(l.message.clone()).unwrap_or_default()}</td>
+                            </tr>
+                        </For>
+                    </tbody>
+                </table>
+            })}
+        </section>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod tail {
+    use engine::LogView;
+    use leptos::prelude::*;
+    use leptos::wasm_bindgen::JsCast;
+    use leptos::wasm_bindgen::closure::Closure;
+
+    use super::TAIL_KEEP;
+
+    /// Opens the event stream; rows go to `held` while paused.
+    pub fn open(
+        url: &str,
+        rows: RwSignal<Vec<LogView>>,
+        held: RwSignal<Vec<LogView>>,
+        paused: RwSignal<bool>,
+        sampled: RwSignal<bool>,
+        ready: RwSignal<bool>,
+    ) -> Option<web_sys::EventSource> {
+        let es = web_sys::EventSource::new(url).ok()?;
+        let on_log = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+            let Some(text) = ev.data().as_string() else { return };
+            let Ok(log) = serde_json::from_str::<LogView>(&text) else { return };
+            let target = if paused.get_untracked() { held } else { rows };
+            target.update(|v| {
+                v.insert(0, log);
+                v.truncate(TAIL_KEEP);
+            });
+        });
+        es.add_event_listener_with_callback("log", on_log.as_ref().unchecked_ref()).ok()?;
+        on_log.forget();
+        let on_sampled = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| sampled.set(true));
+        es.add_event_listener_with_callback("sampled", on_sampled.as_ref().unchecked_ref()).ok()?;
+        on_sampled.forget();
+        let on_ready = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| ready.set(true));
+        es.add_event_listener_with_callback("ready", on_ready.as_ref().unchecked_ref()).ok()?;
+        on_ready.forget();
+        Some(es)
     }
 }
