@@ -2,7 +2,8 @@
 //!
 //! Run: `cargo bench -p engine --bench logsearch`. The first run builds the fixtures under
 //! `target/bench-fixtures/` (raw log rows, written hour by hour for all models through
-//! `Store::write_batch`, so ids interleave models as live ingest does); later runs reuse them.
+//! `Store::write_batch`, so ids interleave models as live ingest does; errors and 1 in 1000
+//! logs carry text for the full-text index); later runs reuse them.
 //! `MODELWATCH_BENCH_LOGS=1000000` builds and measures only the small one.
 
 use std::path::PathBuf;
@@ -95,7 +96,17 @@ async fn build(path: &std::path::Path, logs: u64) {
                     span_id: None,
                     metadata: Some(format!(r#"{{"team":"team-{}"}}"#, rng.gen_range(0..5))),
                     payload: None,
+                    search_text: None,
                 });
+                let row = rows.last_mut().unwrap();
+                // Searchable text: every error's message, and a rare word in 1 of 1000 logs.
+                let rare = rng.gen_bool(0.001).then(|| format!("card declined for order {}", rng.gen_range(0..1_000_000)));
+                row.message = rare;
+                row.search_text = [row.message.as_deref(), row.error_message.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .reduce(|a, b| a + "\n" + &b);
             }
         }
         for chunk in rows.chunks(100_000) {
@@ -111,8 +122,9 @@ async fn build(path: &std::path::Path, logs: u64) {
 async fn fixture(logs: u64) -> Engine {
     let dir = fixture_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("logs-{logs}.db"));
-    let done = dir.join(format!("logs-{logs}.done"));
+    // v2: with the full-text index.
+    let path = dir.join(format!("logs-v2-{logs}.db"));
+    let done = dir.join(format!("logs-v2-{logs}.done"));
     if !done.exists() {
         let _ = std::fs::remove_file(&path);
         build(&path, logs).await;
@@ -148,6 +160,8 @@ fn queries(c: &mut Criterion) {
             ("24h_user", LogSearch { user_id: Some(Match::Value("user-7".into())), ..search(DAY_MS) }),
             ("24h_error_type", LogSearch { error_type: Some(Match::Value("timeout".into())), ..search(DAY_MS) }),
             ("24h_meta_team", LogSearch { meta: vec![("team".into(), Match::Value("team-3".into()))], ..search(DAY_MS) }),
+            ("24h_text_common", LogSearch { q: Some("upstream timeout".into()), ..search(DAY_MS) }),
+            ("24h_text_rare", LogSearch { q: Some("declined".into()), ..search(DAY_MS) }),
             ("7d_provider_latency", LogSearch {
                 provider: Some(Match::Value("azure".into())),
                 latency_ms: engine::search::Range { min: Some(600.0), max: None },

@@ -10,7 +10,7 @@ use crate::ingest::record::Level;
 use crate::ingest::{FLAG_CACHE_HIT, FLAG_ERROR, FLAG_PAYLOAD, FLAG_REDACTED, FLAG_TRUNCATED, KeyPrincipal};
 use crate::rbac::{Action, Principal};
 use crate::search::{Cursor, DEFAULT_LIMIT, HistogramBar, LogSearch, Match, SearchPage};
-use crate::store::filter::{Bind, Column, Cond, LogFilter, Numeric};
+use crate::store::filter::{Bind, Column, Cond, LogFilter, Numeric, text_phrases};
 use crate::store::{SeriesKey, StoredLog};
 use crate::types::{LogView, Model, Scope};
 
@@ -77,7 +77,17 @@ impl Engine {
         let to = s.to.unwrap_or(now + 60_000).min(now + 366 * 86_400_000);
         let from = s.from.unwrap_or(to - 3_600_000).max(0);
         let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
-        let filter = log_filter(&model, &series, s, from, to);
+        let mut filter = log_filter(&model, &series, s, from, to);
+        if let Some(q) = &s.q {
+            if !self.ingest().full_text() {
+                return Err(Error::invalid("q", "full-text search is switched off on this server (--full-text off)"));
+            }
+            let phrases = text_phrases(q);
+            if phrases.is_empty() {
+                return Err(Error::invalid("q", "q has no words to search for"));
+            }
+            filter.conds.push(Cond::Text(phrases));
+        }
         Ok(ResolvedSearch { model, series, filter, payloads: s.payloads })
     }
 

@@ -137,6 +137,8 @@ pub struct LogSearch {
     pub trace_id: Option<Match>,
     /// `meta:KEY=VALUE` pairs, all of which must match.
     pub meta: Vec<(String, Match)>,
+    /// Full text over message, error message and payload: every word (or "quoted phrase").
+    pub q: Option<String>,
     /// Include request/response text (API; needs payload permission).
     pub payloads: bool,
 }
@@ -242,6 +244,12 @@ impl LogSearch {
                     s.feedback = Some(f);
                 }
                 "payloads" => s.payloads = boolean(key, v)?,
+                "q" => {
+                    if v.len() > 512 {
+                        return Err(Error::invalid("q", "q is longer than 512 bytes"));
+                    }
+                    s.q = Some(v.clone());
+                }
                 // The search form's one metadata field: `key=value`.
                 "meta" => {
                     let (mk, mv) = v
@@ -286,6 +294,9 @@ impl LogSearch {
     pub fn to_params(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
         let mut push = |k: &str, v: String| out.push((k.to_string(), v));
+        if let Some(v) = &self.q {
+            push("q", v.clone());
+        }
         if let Some(v) = self.from {
             push("from", v.to_string());
         }
@@ -400,7 +411,7 @@ mod tests {
         let q = "from=1000&to=2000&status=error&level=warn&provider=openai&model_version=(none)&environment=prod\
                  &operation=chat&error_type=timeout&user_id=u-1&session_id=s-1&trace_id=t-1&http_status=5xx\
                  &latency_min=10&latency_max=2000.5&ttft_min=1&ttft_max=2&tokens_min=5&tokens_max=6&cost_min=0.1\
-                 &cost_max=0.2&cache_hit=true&feedback=-1&meta:team=search&meta:region=(none)&limit=20&payloads=true";
+                 &cost_max=0.2&cache_hit=true&feedback=-1&meta:team=search&meta:region=(none)&limit=20&payloads=true&q=rate limit";
         let s = LogSearch::from_params(&pairs(q), &[]).unwrap();
         assert_eq!(s.status, Some(true));
         assert_eq!(s.model_version, Some(Match::Missing));

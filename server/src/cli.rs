@@ -55,6 +55,10 @@ pub struct IngestArgs {
     /// Request and response text are each cut to this many bytes before storing (flagged as truncated).
     #[arg(long, env = "MODELWATCH_PAYLOAD_CAP_BYTES", default_value_t = 32 * 1024, global = true)]
     pub payload_cap_bytes: usize,
+    /// Index message, error message and payload text for full-text search in the log explorer
+    /// (`off` saves ingest time and disk on ingest-heavy installs).
+    #[arg(long, env = "MODELWATCH_FULL_TEXT", default_value = "on", value_parser = ["on", "off"], global = true)]
+    pub full_text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -62,6 +62,7 @@ impl Config {
         ingest.writer.queue_records = i.ingest_queue_records;
         ingest.writer.breakdown_flush = std::time::Duration::from_millis(i.breakdown_flush_ms.min(60_000));
         ingest.payload_cap_bytes = i.payload_cap_bytes.max(1);
+        ingest.full_text = i.full_text == "on";
         Ok(Config {
             listen: args.listen,
             database_url,

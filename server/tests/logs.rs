@@ -33,7 +33,11 @@ fn record(model: &str, i: i64) -> Value {
         "cache_hit": i % 8 == 0,
         "session_id": format!("s{}", i / 10),
         "trace_id": format!("t{i}"),
-        "message": format!("call {i}"),
+        "message": match i {
+            23 => "привет мир".to_string(),
+            _ if i % 5 == 0 => format!("Zürich café order {i}"),
+            _ => format!("call {i}"),
+        },
         "metadata": {"team": if i % 2 == 0 { "search" } else { "ads" }, "flag": i % 3 == 0},
     });
     match i % 4 {
@@ -44,9 +48,11 @@ fn record(model: &str, i: i64) -> Value {
     if i % 7 == 0 {
         r["error_type"] = json!("timeout");
         r["http_status"] = json!(504);
+        r["error_message"] = json!("upstream timed out");
     } else if i % 7 == 1 {
         r["error_type"] = json!("rate_limit");
         r["http_status"] = json!(429);
+        r["error_message"] = json!("rate limited by provider");
     } else {
         r["http_status"] = json!(200);
     }
@@ -71,7 +77,7 @@ fn record(model: &str, i: i64) -> Value {
     }
     if i == 12 {
         r["request"] = json!(r#"{"messages":[{"role":"user","content":"What is 2+2?"}]}"#);
-        r["response"] = json!("4");
+        r["response"] = json!("The answer is four.");
     }
     r
 }
@@ -153,6 +159,17 @@ both_backends!(every_filter_matches_exactly_the_right_records, |app: TestApp| as
         ("meta:team=ads&meta:flag=false", expect(|i| i % 2 == 1 && i % 3 != 0)),
         ("status=error&provider=openai&latency_min=300", expect(|i| is_error(i) && i % 2 == 0 && i >= 20)),
         ("meta:team=nobody", expect(|_| false)),
+        // Full text over message, error message and payload.
+        ("q=Z%C3%BCrich", expect(|i| i % 5 == 0 && i != 23)),
+        ("q=caf%C3%A9", expect(|i| i % 5 == 0 && i != 23)),
+        ("q=upstream", expect(|i| i % 7 == 0)),
+        ("q=limited%20rate", expect(|i| i % 7 == 1)),
+        ("q=%22rate%20limited%22", expect(|i| i % 7 == 1)),
+        ("q=%22limited%20rate%22", expect(|_| false)),
+        ("q=four", expect(|i| i == 12)),
+        ("q=%D0%BF%D1%80%D0%B8%D0%B2%D0%B5%D1%82", expect(|i| i == 23)),
+        ("q=CALL", expect(|i| i % 5 != 0 && i != 23)),
+        ("q=call&status=error&provider=openai", expect(|i| i % 5 != 0 && i != 23 && is_error(i) && i % 2 == 0)),
     ];
     for (filter, want) in cases {
         assert_eq!(found(&app, &key, filter).await, want, "{filter}");
@@ -239,7 +256,7 @@ both_backends!(detail_and_payload_permission, |app: TestApp| async move {
     assert_eq!(log["trace_id"], "t12");
     assert_eq!(log["metadata"]["tier"], 12);
     assert_eq!(log["request"], r#"{"messages":[{"role":"user","content":"What is 2+2?"}]}"#);
-    assert_eq!(log["response"], "4");
+    assert_eq!(log["response"], "The answer is four.");
     assert_eq!(log["payload_withheld"], false);
     // Without: the fields, but the payload is never sent.
     let (status, log) = detail(viewer.clone(), id).await;
@@ -316,6 +333,17 @@ both_backends!(hostile_input_is_answered_safely, |app: TestApp| async move {
         assert!((400..500).contains(&status), "{field}: {status} {body}");
         assert_eq!(body["error"]["field"], field, "{body}");
     }
+    // Search text is words, never query syntax: operators, quotes and SQL are taken literally.
+    for q in ["%22unbalanced", "NEAR(call", "call%20OR%20x", "call%20-x", "%27%3B%20DROP%20TABLE%20logs%3B%20--", "call*", "a%20AND%20NOT"] {
+        let (status, page) = get(&app, &key, &format!("{range}&q={q}")).await;
+        assert_eq!(status, 200, "q={q}: {page}");
+    }
+    for q in ["*", "%22%22", "%3B%20--%20%2B"] {
+        let (status, body) = get(&app, &key, &format!("{range}&q={q}")).await;
+        assert_eq!((status, body["error"]["field"].as_str()), (422, Some("q")), "q={q}: {body}");
+    }
+    let (status, body) = get(&app, &key, &format!("{range}&q={}", "w".repeat(600))).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("q")), "{body}");
     let (status, body) = get(&app, &key, "status=error").await;
     assert_eq!((status, body["error"]["field"].as_str()), (422, Some("model")), "{body}");
     let r = reqwest::Client::new().get(app.url("/api/v1/logs/abc")).bearer_auth(&key).send().await.unwrap();
@@ -453,3 +481,15 @@ both_backends!(live_tail_streams_new_matching_logs, |app: TestApp| async move {
     let r = reqwest::Client::new().get(app.url("/api/v1/logs/tail?model=chat")).bearer_auth(&writer).send().await.unwrap();
     assert_eq!(r.status(), 403);
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_text_can_be_switched_off() {
+    let app = common::spawn_app_with(common::Backend::Sqlite, |c| c.ingest.full_text = false).await.unwrap();
+    let key = seed(&app, "chat").await;
+    let range = format!("model=chat&from={T0}&to={}", T0 + N * MIN);
+    let (status, body) = get(&app, &key, &format!("{range}&q=call")).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("q")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("switched off"));
+    // Everything else still works.
+    assert_eq!(found(&app, &key, "status=error").await, expect(is_error));
+}

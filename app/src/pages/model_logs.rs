@@ -32,6 +32,7 @@ fn filter_label(key: &str) -> String {
         "cost_min" => "cost ≥ ($)".into(),
         "cost_max" => "cost ≤ ($)".into(),
         "cache_hit" => "cache hit".into(),
+        "q" => "text".into(),
         other => other.strip_prefix("meta:").map(|k| format!("metadata {k}")).unwrap_or_else(|| other.replace('_', " ")),
     }
 }
@@ -118,6 +119,9 @@ fn FilterForm(path: String) -> impl IntoView {
     view! {
         <form method="get" action=path.clone() class="card log-filters" data-testid="log-filter">
             {hidden.into_iter().map(|(k, v)| view! { <input type="hidden" name=k value=v/> }).collect_view()}
+            <label class="text-search">"Text"
+                <input type="search" name="q" value=v("q") placeholder="words or \"a phrase\" in message, error or payload" data-testid="log-q"/>
+            </label>
             <div class="filter-grid">
                 <label>"Status"{select("status", vec![("", "any"), ("ok", "ok"), ("error", "error")])}</label>
                 <label>"Level"{select("level", levels)}</label>

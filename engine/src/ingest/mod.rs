@@ -43,12 +43,41 @@ pub struct IngestSettings {
     pub writer: WriterConfig,
     /// Request and response text are each cut to this many bytes before storing.
     pub payload_cap_bytes: usize,
+    /// Index message, error message and payload text for the log explorer's full-text search.
+    pub full_text: bool,
 }
 
 impl Default for IngestSettings {
     fn default() -> Self {
-        IngestSettings { limits: Limits::default(), writer: WriterConfig::default(), payload_cap_bytes: 32 * 1024 }
+        IngestSettings { limits: Limits::default(), writer: WriterConfig::default(), payload_cap_bytes: 32 * 1024, full_text: true }
     }
+}
+
+/// Most bytes of a record's text that the full-text index takes (message, error message,
+/// request, response, in that order).
+pub const FULL_TEXT_MAX_BYTES: usize = 16 * 1024;
+
+/// The text a record is found by: its message, error message and payload, joined and cut at
+/// `FULL_TEXT_MAX_BYTES` (on a character boundary).
+fn search_text(parts: [Option<&str>; 4]) -> Option<String> {
+    let mut out = String::new();
+    for p in parts.into_iter().flatten().filter(|p| !p.is_empty()) {
+        if out.len() >= FULL_TEXT_MAX_BYTES {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(p);
+    }
+    if out.len() > FULL_TEXT_MAX_BYTES {
+        let mut cut = FULL_TEXT_MAX_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// The API key behind a request, as the write and read paths need it.
@@ -60,6 +89,12 @@ pub struct KeyPrincipal {
     /// Model names the key is limited to; None means all.
     pub models: Option<HashSet<String>>,
     pub capture_payloads: bool,
+}
+
+impl Ingest {
+    pub fn full_text(&self) -> bool {
+        self.settings.full_text
+    }
 }
 
 impl KeyPrincipal {
@@ -288,6 +323,12 @@ impl Ingest {
             flags |= FLAG_REDACTED;
         }
         let payload = if capture { Payload::new(r.request, r.response, self.settings.payload_cap_bytes) } else { None };
+        let search_text = if self.settings.full_text {
+            let (req, resp) = payload.as_ref().map(|p| (Some(p.request.as_str()), Some(p.response.as_str()))).unwrap_or((None, None));
+            search_text([r.message.as_deref(), r.error_message.as_deref(), req, resp])
+        } else {
+            None
+        };
         let payload = match payload {
             Some(p) => {
                 flags |= FLAG_PAYLOAD;
@@ -321,6 +362,7 @@ impl Ingest {
             span_id: r.span_id,
             metadata,
             payload,
+            search_text,
         })
     }
 

@@ -25,6 +25,35 @@ pub enum Cond {
     Between(Numeric, Option<f64>, Option<f64>),
     /// A metadata key with this value (compared as text), or absent (None).
     Meta(String, Option<String>),
+    /// Full text: every phrase occurs in the log's message, error message or payload.
+    Text(Vec<Vec<String>>),
+}
+
+/// A user's search text as phrases of words: "quoted text" is one phrase, every other word
+/// its own. Words are runs of letters and digits, so operators and punctuation of any query
+/// syntax are taken as separators, never as syntax. Empty when there are no words.
+pub fn text_phrases(q: &str) -> Vec<Vec<String>> {
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect()
+    };
+    let mut out = Vec::new();
+    for (i, seg) in q.split('"').enumerate() {
+        if i % 2 == 1 {
+            let phrase = words(seg);
+            if !phrase.is_empty() {
+                out.push(phrase);
+            }
+        } else {
+            out.extend(words(seg).into_iter().map(|w| vec![w]));
+        }
+    }
+    out
+}
+
+/// Phrases as quoted strings, space-separated: an FTS5 query (implicit AND) and a
+/// `websearch_to_tsquery` input alike. Words hold only letters and digits, so no escaping.
+fn quoted(phrases: &[Vec<String>]) -> String {
+    phrases.iter().map(|p| format!("\"{}\"", p.join(" "))).collect::<Vec<_>>().join(" ")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +171,15 @@ impl LogFilter {
                         let _ = write!(sql, " AND {} <= {}", expr.sql(), p(Bind::Real(*v)));
                     }
                 }
+                Cond::Text(phrases) => {
+                    let q = p(Bind::Text(quoted(phrases)));
+                    let _ = match dialect {
+                        Dialect::Sqlite => write!(sql, " AND id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH {q})"),
+                        Dialect::Postgres => {
+                            write!(sql, " AND id IN (SELECT log_id FROM logs_text WHERE tsv @@ websearch_to_tsquery('simple', {q}))")
+                        }
+                    };
+                }
                 Cond::Meta(key, value) => match dialect {
                     Dialect::Sqlite => {
                         // Keys are checked to be plain (letters, digits, _ - . /), so quoting
@@ -227,6 +265,15 @@ mod tests {
         let (pg, pg_binds) = f.where_clause(Dialect::Postgres);
         assert!(pg.contains("metadata::jsonb ->>"), "{pg}");
         assert_eq!(pg_binds.len(), 10);
+    }
+
+    #[test]
+    fn search_text_becomes_plain_quoted_phrases() {
+        let p = text_phrases(r#"timeout "rate limit" NEAR(a b) OR x* -y 'z'"#);
+        assert_eq!(quoted(&p), r#""timeout" "rate limit" "NEAR" "a" "b" "OR" "x" "y" "z""#);
+        assert_eq!(quoted(&text_phrases("Zürich привет 東京")), r#""Zürich" "привет" "東京""#);
+        assert_eq!(quoted(&text_phrases(r#"unbalanced "quote here"#)), r#""unbalanced" "quote here""#);
+        assert!(text_phrases(r#"*** "" ; --"#).is_empty());
     }
 
     #[test]

@@ -187,6 +187,9 @@ pub struct LogRow {
     /// Encoded by `ingest::payload`; stored in its own table, so never read with the row.
     #[sqlx(skip)]
     pub payload: Option<Vec<u8>>,
+    /// What the full-text index takes for this row (None: not indexed); write-only.
+    #[sqlx(skip)]
+    pub search_text: Option<String>,
 }
 
 /// A stored log row read back, with its id.

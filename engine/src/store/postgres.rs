@@ -114,6 +114,18 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            let (tids, texts): (Vec<i64>, Vec<&str>) =
+                ids.iter().zip(l.iter()).filter_map(|(id, r)| r.search_text.as_deref().map(|t| (*id, t))).unzip();
+            if !tids.is_empty() {
+                sqlx::query(
+                    "INSERT INTO logs_text (log_id, tsv) SELECT id, to_tsvector('simple', body) \
+                     FROM UNNEST($1::bigint[], $2::text[]) AS t(id, body)",
+                )
+                .bind(&tids)
+                .bind(&texts)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
 
         if !b.metrics.is_empty() {

@@ -107,6 +107,21 @@ impl SqliteStore {
                 }
                 q.execute(&mut *tx).await?;
             }
+            // The full-text index: contentless FTS5, keyed by the log id.
+            let texts: Vec<(i64, &str)> = b
+                .logs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.search_text.as_deref().map(|t| (base + 1 + i as i64, t)))
+                .collect();
+            for chunk in texts.chunks(LOG_CHUNK) {
+                let sql = format!("INSERT INTO logs_fts (rowid, body) VALUES {}", values_sql(chunk.len(), 2));
+                let mut q = sqlx::query(&sql);
+                for (id, text) in chunk {
+                    q = q.bind(*id).bind(*text);
+                }
+                q.execute(&mut *tx).await?;
+            }
         }
 
         if !b.metrics.is_empty() {
