@@ -112,6 +112,16 @@ test('log explorer: filter, histogram, pages and the detail with its conversatio
   assert.equal(await page.textContent('[data-testid=log-status]'), 'ok');
   assert.match(await page.textContent('[data-testid=payload-request]'), /user/);
   assert.match(await page.textContent('[data-testid=payload-response]'), /assistant/);
+
+  // Full text: the words of a prompt find the calls that carried it.
+  await page.goto(`${server.base}/models/gpt-4o/logs?range=24h`);
+  await waitForHydration(page);
+  await page.fill('[data-testid=log-q]', 'includes SSO');
+  await Promise.all([page.waitForURL(/q=includes/), page.click('[data-testid=log-filter] button[type=submit]')]);
+  await page.waitForSelector('[data-testid=log-list]');
+  await Promise.all([page.waitForURL(/\/logs\/\d+$/), page.click('[data-testid=log-list] tbody tr:first-child td a')]);
+  await page.waitForSelector('[data-testid=payload-request]');
+  assert.match(await page.textContent('[data-testid=payload-request]'), /Which plan includes SSO\?/);
   assert.deepEqual(page.errors, [], 'no console errors');
 });
 
