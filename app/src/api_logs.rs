@@ -54,6 +54,26 @@ pub async fn log_detail(id: i64) -> Result<LogPage, AppError> {
     Ok(LogPage { log, time })
 }
 
+/// The caller's saved searches for a model.
+#[server(prefix = "/fn", endpoint = "saved_searches")]
+pub async fn saved_searches(model: String) -> Result<Vec<engine::SavedSearch>, AppError> {
+    let (engine, p) = crate::session::caller().await?;
+    Ok(engine.saved_searches(&p, &model).await?)
+}
+
+/// Saves the explorer's current query string under a name.
+#[server(prefix = "/fn", endpoint = "save_search")]
+pub async fn save_search(model: String, name: String, query: String) -> Result<i64, AppError> {
+    let (engine, p) = crate::session::caller().await?;
+    Ok(engine.save_search(&p, &model, &name, &query).await?)
+}
+
+#[server(prefix = "/fn", endpoint = "delete_saved_search")]
+pub async fn delete_saved_search(id: i64) -> Result<(), AppError> {
+    let (engine, p) = crate::session::caller().await?;
+    Ok(engine.delete_saved_search(&p, id).await?)
+}
+
 #[cfg(feature = "ssr")]
 mod ssr {
     use engine::dashboards::{format_time, time_zone};

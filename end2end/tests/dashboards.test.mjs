@@ -90,6 +90,11 @@ test('log explorer: filter, histogram, pages and the detail with its conversatio
   await Promise.all([page.waitForURL(/status=ok/), page.click('[data-testid=log-filter] button[type=submit]')]);
   assert.match(page.url(), /range=24h/);
   await page.waitForSelector('[data-testid=log-list]');
+  // Saving the search: it is listed as a link.
+  await page.fill('[data-testid=save-search] input[name=name]', 'ok calls');
+  await page.click('[data-testid=save-search] button[type=submit]');
+  await page.waitForSelector('[data-testid=saved-searches] [data-saved="ok calls"] a');
+  assert.match(await page.getAttribute('[data-saved="ok calls"] a', 'href'), /status=ok/);
   // Older results: a second page, different rows.
   const first = await page.$$eval('[data-testid=log-list] tbody tr', (trs) => trs.map((t) => t.dataset.logId));
   await Promise.all([page.waitForURL(/before=/), page.click('[data-testid=older]')]);

@@ -12,7 +12,7 @@ use crate::rbac::{Action, Principal};
 use crate::search::{Cursor, DEFAULT_LIMIT, HistogramBar, LogSearch, Match, SearchPage};
 use crate::store::filter::{Bind, Column, Cond, LogFilter, Numeric, text_phrases};
 use crate::store::{SeriesKey, StoredLog};
-use crate::types::{LogView, Model, Scope};
+use crate::types::{LogView, Model, SavedSearch, Scope};
 
 /// Who reads: a signed-in user (RBAC grants) or an API key with the `read` scope.
 #[derive(Clone, Copy)]
@@ -127,6 +127,45 @@ impl Engine {
             logs.push(self.log_view(&r.model, &r.series, row, r.payloads).await?);
         }
         Ok(TailBatch { logs, sampled, last_id: last })
+    }
+
+    /// The caller's saved searches for a model (their own only).
+    pub async fn saved_searches(&self, p: &Principal, model: &str) -> Result<Vec<SavedSearch>> {
+        let m = self.get_model(p, model).await?;
+        let Some(user_id) = p.user_id else { return Ok(Vec::new()) };
+        self.store().saved_searches(user_id, m.id).await
+    }
+
+    /// Saves the explorer's query string under a name (replacing one of the same name). The
+    /// query must be a valid search; the page cursor is dropped.
+    pub async fn save_search(&self, p: &Principal, model: &str, name: &str, query: &str) -> Result<i64> {
+        let m = self.get_model(p, model).await?;
+        let user_id = p.user_id.ok_or(Error::Forbidden)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::invalid("name", "name must be 1-100 characters"));
+        }
+        let pairs = crate::search::query_pairs(query);
+        let kept: Vec<(String, String)> = pairs.into_iter().filter(|(k, v)| k != "before" && !v.is_empty()).collect();
+        let ranges = ["range", "from", "to", "tz", "refresh"];
+        let filters: Vec<(String, String)> = kept.iter().filter(|(k, _)| !ranges.contains(&k.as_str())).cloned().collect();
+        LogSearch::from_params(&filters, &[]).map_err(|e| match e {
+            Error::Invalid { field, message } => Error::invalid("query", format!("{field}: {message}")),
+            other => other,
+        })?;
+        if query.len() > 4096 {
+            return Err(Error::invalid("query", "the search is too long to save"));
+        }
+        if self.store().saved_searches(user_id, m.id).await?.len() >= 100 {
+            return Err(Error::invalid("name", "at most 100 saved searches per model; delete one first"));
+        }
+        let normalized = crate::search::encode_pairs(&kept);
+        self.store().save_search(user_id, m.id, name, &normalized, now_ms()).await
+    }
+
+    pub async fn delete_saved_search(&self, p: &Principal, id: i64) -> Result<()> {
+        let user_id = p.user_id.ok_or(Error::NotFound("saved search"))?;
+        if self.store().delete_saved_search(user_id, id).await? { Ok(()) } else { Err(Error::NotFound("saved search")) }
     }
 
     /// The newest log id in the store: where a live tail starts.

@@ -358,6 +358,16 @@ impl LogSearch {
     }
 }
 
+/// Pairs of a URL query string (`a=1&b=x+y`), decoded; a leading `?` is ignored.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.trim_start_matches('?').as_bytes()).into_owned().collect()
+}
+
+/// Pairs as a URL query string, encoded.
+pub fn encode_pairs(pairs: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+}
+
 /// One bar of the histogram above the results: matches with `start <= ts < start + step`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HistogramBar {
@@ -457,6 +467,13 @@ mod tests {
         let s = LogSearch::from_params(&p, &[]).unwrap();
         assert_eq!(s.meta, vec![("team".into(), Match::Value("search".into())), ("region".into(), Match::Value("eu".into()))]);
         assert_eq!(s.to_params()[0], ("meta:team".to_string(), "search".to_string()));
+    }
+
+    #[test]
+    fn query_strings_round_trip() {
+        let p = query_pairs("?q=rate+limit&meta%3Ateam=a%26b&provider=");
+        assert_eq!(p, vec![("q".into(), "rate limit".into()), ("meta:team".into(), "a&b".into()), ("provider".into(), String::new())]);
+        assert_eq!(query_pairs(&encode_pairs(&p)), p);
     }
 
     #[test]

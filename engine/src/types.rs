@@ -77,6 +77,17 @@ pub struct Grant {
     pub view_payloads: bool,
 }
 
+/// A log search a user saved for a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(sqlx::FromRow))]
+pub struct SavedSearch {
+    pub id: i64,
+    pub name: String,
+    /// The explorer's URL query string (range and filters, no page cursor).
+    pub query: String,
+    pub created_at: i64,
+}
+
 /// One user's grant as seen from the model's side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserGrant {

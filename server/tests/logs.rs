@@ -493,3 +493,43 @@ async fn full_text_can_be_switched_off() {
     // Everything else still works.
     assert_eq!(found(&app, &key, "status=error").await, expect(is_error));
 }
+
+both_backends!(saved_searches_belong_to_their_user, |app: TestApp| async move {
+    let admin = app.admin().await;
+    app.create_model(&admin, "chat").await;
+    app.create_model(&admin, "other").await;
+    let viewer_id = app.create_user(&admin, "vi", "viewer", "viewer-password").await;
+    app.grant(&admin, viewer_id, "chat", false).await;
+    let viewer = app.login("vi", "viewer-password").await;
+
+    let id = app
+        .call_ok(&viewer, "save_search", &[("model", "chat"), ("name", "errors"), ("query", "range=24h&status=error&before=1.2")])
+        .await;
+    let id = id.as_i64().unwrap();
+    let list = app.call_ok(&viewer, "saved_searches", &[("model", "chat")]).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "errors");
+    assert_eq!(list[0]["query"], "range=24h&status=error", "the page cursor is not saved");
+    // The same name replaces; text and metadata filters survive the round trip.
+    app.call_ok(&viewer, "save_search", &[("model", "chat"), ("name", "errors"), ("query", "q=rate+limit&meta%3Ateam=a%26b")]).await;
+    let list = app.call_ok(&viewer, "saved_searches", &[("model", "chat")]).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(engine::search::query_pairs(list[0]["query"].as_str().unwrap()), vec![
+        ("q".to_string(), "rate limit".to_string()),
+        ("meta:team".to_string(), "a&b".to_string())
+    ]);
+    // Another user's list does not show it, and they cannot delete it.
+    let theirs = app.call_ok(&admin, "saved_searches", &[("model", "chat")]).await;
+    assert!(theirs.as_array().unwrap().is_empty());
+    assert_eq!(app.call(&admin, "delete_saved_search", &[("id", &id.to_string())]).await.status(), 404);
+    // Bad input names the field; hidden models are not found.
+    let r = app.call(&viewer, "save_search", &[("model", "chat"), ("name", "bad"), ("query", "status=maybe")]).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().await.unwrap()["field"], "query");
+    let r = app.call(&viewer, "save_search", &[("model", "chat"), ("name", " "), ("query", "")]).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["field"], "name");
+    assert_eq!(app.call(&viewer, "save_search", &[("model", "other"), ("name", "x"), ("query", "")]).await.status(), 404);
+    // Deleted by its owner.
+    assert_eq!(app.call(&viewer, "delete_saved_search", &[("id", &id.to_string())]).await.status(), 200);
+    assert!(app.call_ok(&viewer, "saved_searches", &[("model", "chat")]).await.as_array().unwrap().is_empty());
+});

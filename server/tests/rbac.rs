@@ -134,6 +134,12 @@ both_backends!(matrix, |app: TestApp| async move {
         Case { call: Call::Fn("search_logs", vec![("model", "m2".into()), ("query", "range=7d".into())]), expect: [200, 404, 404, 404, 401] },
         Case { call: Call::Fn("log_detail", vec![("id", "999999".into())]), expect: [404, 404, 404, 404, 401] },
         Case { call: Call::Get("/api/v1/logs/999999"), expect: [404, 404, 404, 404, 401] },
+        Case { call: Call::Get("/api/v1/logs/export?model=m2"), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Get("/api/v1/logs/export?model=m1&payloads=true"), expect: [200, 403, 200, 404, 401] },
+        Case { call: Call::Fn("saved_searches", vec![("model", "m2".into())]), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Fn("save_search", vec![("model", "m1".into()), ("name", "s".into()), ("query", "status=error".into())]), expect: [200, 200, 200, 404, 401] },
+        Case { call: Call::Fn("save_search", vec![("model", "m2".into()), ("name", "s".into()), ("query", "".into())]), expect: [200, 404, 404, 404, 401] },
+        Case { call: Call::Fn("delete_saved_search", vec![("id", "999999".into())]), expect: [404, 404, 404, 404, 401] },
         Case { call: Call::Fn("set_breakdown_keys", vec![("name", "m1".into()), ("keys", "team".into())]), expect: [200, 403, 403, 403, 401] },
     ];
     for case in &cases {

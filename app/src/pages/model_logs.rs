@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api_logs::{LogsPage, search_logs};
+use crate::api_logs::{DeleteSavedSearch, LogsPage, SaveSearch, saved_searches, search_logs};
 use crate::components::{ErrorNote, urlencode};
 use crate::dash::{ChartPanel, RangeBar, refresh_ticker, with_query};
 use crate::format::{self, Unit};
@@ -67,6 +67,7 @@ pub fn ModelLogsPage() -> impl IntoView {
         </div>
         {move || view! { <RangeBar path=path() default_range="1h"/> }}
         {move || view! { <FilterForm path=path()/> }}
+        {move || view! { <SavedSearches model=name() path=path()/> }}
         {move || view! { <LiveTail model=name()/> }}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -399,5 +400,66 @@ mod tail {
         es.add_event_listener_with_callback("ready", on_ready.as_ref().unchecked_ref()).ok()?;
         on_ready.forget();
         Some(es)
+    }
+}
+
+/// The user's saved searches for this model (links), and a form to save the current one.
+#[component]
+fn SavedSearches(model: String, path: String) -> impl IntoView {
+    let query = use_query_map();
+    let save = ServerAction::<SaveSearch>::new();
+    let delete = ServerAction::<DeleteSavedSearch>::new();
+    let m = model.clone();
+    let list = Resource::new(move || (save.version().get(), delete.version().get()), move |_| saved_searches(m.clone()));
+    // The current search without the page cursor.
+    let current = move || {
+        let q = query.read();
+        let pairs: Vec<String> = (&*q)
+            .into_iter()
+            .filter(|(k, v)| k.as_ref() != "before" && !v.is_empty())
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect();
+        pairs.join("&")
+    };
+    view! {
+        <section class="card saved" data-testid="saved-searches">
+            <div class="tail-head">
+                <h2>"Saved searches"</h2>
+                <Transition fallback=|| ()>
+                    {move || {
+                        let path = path.clone();
+                        Suspend::new(async move {
+                            match list.await {
+                                Ok(items) if items.is_empty() => view! { <span class="muted">"None yet."</span> }.into_any(),
+                                Ok(items) => items.into_iter().map(|s| {
+                                    let href = if s.query.is_empty() { path.clone() } else { format!("{path}?{}", s.query) };
+                                    let label = format!("Delete saved search {}", s.name);
+                                    view! {
+                                        <span class="chip" data-saved=s.name.clone()>
+                                            <a href=href>{s.name.clone()}</a>
+                                            <ActionForm action=delete attr:class="inline">
+                                                <input type="hidden" name="id" value=s.id/>
+                                                <button type="submit" class="link" aria-label=label>"×"</button>
+                                            </ActionForm>
+                                        </span>
+                                    }
+                                }).collect_view().into_any(),
+                                Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                            }
+                        })
+                    }}
+                </Transition>
+            </div>
+            <ActionForm action=save attr:class="row" attr:data-testid="save-search">
+                <input type="hidden" name="model" value=model.clone()/>
+                <input type="hidden" name="query" value=current/>
+                <label>"Save this search as" <input name="name" required maxlength="100" placeholder="timeouts on openai"/></label>
+                <button type="submit">"Save"</button>
+            </ActionForm>
+            {move || match save.value().get() {
+                Some(Err(e)) => view! { <ErrorNote error=e/> }.into_any(),
+                _ => ().into_any(),
+            }}
+        </section>
     }
 }

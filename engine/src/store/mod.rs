@@ -82,6 +82,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_grant(&self, user_id: i64, model_id: i64) -> Result<()>;
 
     async fn set_model_capture(&self, id: i64, capture_payloads: bool) -> Result<()>;
+    async fn saved_searches(&self, user_id: i64, model_id: i64) -> Result<Vec<crate::types::SavedSearch>>;
+    /// Saves under `name`, replacing a search of the same name; returns its id.
+    async fn save_search(&self, user_id: i64, model_id: i64, name: &str, query: &str, now_ms: i64) -> Result<i64>;
+    /// True when the user's search was deleted.
+    async fn delete_saved_search(&self, user_id: i64, id: i64) -> Result<bool>;
     async fn set_model_breakdown_keys(&self, id: i64, keys: &[String]) -> Result<()>;
 
     // ----- write path ---------------------------------------------------------------------------
@@ -978,6 +983,36 @@ macro_rules! impl_common_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn saved_searches(&self, user_id: i64, model_id: i64) -> $crate::error::Result<Vec<$crate::types::SavedSearch>> {
+                Ok(sqlx::query_as::<_, $crate::types::SavedSearch>(
+                    "SELECT id, name, query, created_at FROM saved_searches WHERE user_id = $1 AND model_id = $2 ORDER BY name",
+                )
+                .bind(user_id)
+                .bind(model_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn save_search(&self, user_id: i64, model_id: i64, name: &str, query: &str, now_ms: i64) -> $crate::error::Result<i64> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO saved_searches (user_id, model_id, name, query, created_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (user_id, model_id, name) DO UPDATE SET query = excluded.query, created_at = excluded.created_at \
+                     RETURNING id",
+                )
+                .bind(user_id)
+                .bind(model_id)
+                .bind(name)
+                .bind(query)
+                .bind(now_ms)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn delete_saved_search(&self, user_id: i64, id: i64) -> $crate::error::Result<bool> {
+                let r = sqlx::query("DELETE FROM saved_searches WHERE id = $1 AND user_id = $2").bind(id).bind(user_id).execute(&self.pool).await?;
+                Ok(r.rows_affected() > 0)
             }
 
             async fn delete_grant(&self, user_id: i64, model_id: i64) -> $crate::error::Result<()> {
