@@ -140,13 +140,18 @@ impl LogFilter {
             binds.push(b);
             format!("${}", binds.len())
         };
-        let mut sql = format!("model_id = {} AND ts >= {} AND ts < {}", p(Bind::Int(self.model_id)), p(Bind::Int(self.from)), p(Bind::Int(self.to)));
+        // With a cursor, the range's upper end moves down to it: the index scan (newest first)
+        // then starts at the cursor instead of skipping every row of the pages before, so a
+        // deep page costs what the first one does.
+        let upper = match self.before {
+            Some((ts, _)) => self.to.min(ts.saturating_add(1)),
+            None => self.to,
+        };
+        let mut sql = format!("model_id = {} AND ts >= {} AND ts < {}", p(Bind::Int(self.model_id)), p(Bind::Int(self.from)), p(Bind::Int(upper)));
         if let Some((ts, id)) = self.before {
-            // The plain `ts <=` bound lets the (model_id, ts) index do the range.
-            let a = p(Bind::Int(ts));
             let b = p(Bind::Int(ts));
             let c = p(Bind::Int(id));
-            let _ = write!(sql, " AND ts <= {a} AND (ts < {b} OR id < {c})");
+            let _ = write!(sql, " AND (ts < {b} OR id < {c})");
         }
         if let Some(series) = &self.series {
             let ids: Vec<String> = series.iter().map(|i| i.to_string()).collect();
@@ -259,12 +264,16 @@ mod tests {
         assert!(sql.contains("series_id IN (3,4)"), "{sql}");
         assert!(sql.contains("(flags & 1) <> 0"), "{sql}");
         assert!(sql.contains("error_type IS NULL"), "{sql}");
-        // model, from, to, 3 for the cursor, user, tokens, 2 paths and the metadata value.
-        assert_eq!(binds.len(), 11, "{sql}");
+        // model, from, to (the cursor's), 2 for the cursor, user, tokens, 2 paths and the
+        // metadata value.
+        assert_eq!(binds.len(), 10, "{sql}");
+        assert_eq!(binds[2], Bind::Int(2), "the range's end stays when the cursor lies beyond it");
         assert!(sql.contains(&format!("${}", binds.len())));
         let (pg, pg_binds) = f.where_clause(Dialect::Postgres);
         assert!(pg.contains("metadata::jsonb ->>"), "{pg}");
-        assert_eq!(pg_binds.len(), 10);
+        assert_eq!(pg_binds.len(), 9);
+        let deep = LogFilter { before: Some((5, 9)), from: 1, to: 100, ..Default::default() };
+        assert_eq!(deep.where_clause(Dialect::Sqlite).1[2], Bind::Int(6), "the cursor lowers the range's end");
     }
 
     #[test]
