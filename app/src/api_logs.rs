@@ -22,6 +22,8 @@ pub struct LogsPage {
     pub range_label: String,
     /// Each result's time in the viewer's zone, to the millisecond.
     pub times: Vec<String>,
+    /// When the count covers only the newest part of the range: where that part starts.
+    pub counted_since: Option<String>,
     pub tz: String,
 }
 
@@ -108,6 +110,7 @@ mod ssr {
         let page = engine.search_logs(engine::reads::Caller::User(p), model, &search).await?;
         let tz = time_zone(Some(&tz_name))?;
         let t: Vec<i64> = page.histogram.iter().map(|b| b.start).collect();
+        let counted = |b: &engine::search::HistogramBar| b.start + page.step > page.counted_from;
         let step = page.step.max(1);
         let histogram = render(
             Frame {
@@ -123,17 +126,19 @@ mod ssr {
                 csv: String::new(),
             },
             vec![
-                Series { name: "errors".into(), color: RED, values: page.histogram.iter().map(|b| Some(b.errors as f64)).collect() },
+                // Bars wholly before the counted part are gaps, not zeros.
+                Series { name: "errors".into(), color: RED, values: page.histogram.iter().map(|b| counted(b).then_some(b.errors as f64)).collect() },
                 Series {
                     name: "ok".into(),
                     color: BLUE,
-                    values: page.histogram.iter().map(|b| Some((b.count - b.errors) as f64)).collect(),
+                    values: page.histogram.iter().map(|b| counted(b).then_some((b.count - b.errors) as f64)).collect(),
                 },
             ],
         );
         let pattern = "%b %-d %H:%M:%S";
         let range_label = format!("{} – {} ({tz_name})", format_time(page.from, &tz, pattern), format_time(page.to, &tz, pattern));
         let times = page.logs.iter().map(|l| format_time(l.timestamp, &tz, super::LOG_TIME)).collect();
-        Ok(LogsPage { page, histogram, range_label, times, tz: tz_name })
+        let counted_since = (!page.count_exact).then(|| format_time(page.counted_from, &tz, pattern));
+        Ok(LogsPage { page, histogram, range_label, times, counted_since, tz: tz_name })
     }
 }

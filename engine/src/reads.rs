@@ -49,22 +49,26 @@ impl Engine {
         let (from, to) = (r.filter.from, r.filter.to);
         if from >= to {
             let (logs, histogram) = (Vec::new(), Vec::new());
-            return Ok(SearchPage { model: r.model.name, from, to, logs, next: None, count: 0, count_exact: true, step: 0, histogram });
+            return Ok(SearchPage { model: r.model.name, from, to, logs, next: None, count: 0, count_exact: true, counted_from: from, step: 0, histogram });
         }
         let step = histogram_step(to - from);
         let bars = self.store().log_histogram(&r.filter, step, HISTOGRAM_CAP).await?;
-        let count: i64 = bars.iter().map(|b| b.1).sum();
+        let count: i64 = bars.iter().map(|b| b.n).sum();
+        let scanned: i64 = bars.iter().map(|b| b.scanned).sum();
+        // Reading stopped at the cap: the count covers the logs from the oldest one read on.
+        let counted_from = if scanned >= HISTOGRAM_CAP { bars.iter().map(|b| b.oldest).min().unwrap_or(from) } else { from };
         let mut histogram: Vec<HistogramBar> =
             (0..(to - from + step - 1) / step).map(|i| HistogramBar { start: from + i * step, count: 0, errors: 0 }).collect();
-        for (bar, n, errors) in bars {
-            if let Some(b) = histogram.get_mut(bar as usize) {
-                b.count = n;
-                b.errors = errors;
+        for b in bars {
+            if let Some(h) = histogram.get_mut(b.bar as usize) {
+                h.count = b.n;
+                h.errors = b.errors;
             }
         }
         let (logs, next) = self.search_page(&r, s.before, s.limit.unwrap_or(DEFAULT_LIMIT)).await?;
         let next = next.map(Cursor::as_param);
-        Ok(SearchPage { model: r.model.name, from, to, logs, next, count, count_exact: count < HISTOGRAM_CAP, step, histogram })
+        let count_exact = counted_from == from;
+        Ok(SearchPage { model: r.model.name, from, to, logs, next, count, count_exact, counted_from, step, histogram })
     }
 
     /// A search checked and resolved against the model (authorised here, once): what pages,
@@ -275,8 +279,9 @@ pub struct TailBatch {
     pub last_id: i64,
 }
 
-/// Matches counted for a search's histogram and total; past it the count is a lower bound.
-pub const HISTOGRAM_CAP: i64 = 100_000;
+/// Logs of a range read (newest first) for a search's histogram and count, matching or not:
+/// past it the count covers only the newest part of the range and is a lower bound.
+pub const HISTOGRAM_CAP: i64 = 200_000;
 
 /// Bar width for a histogram of about 60 bars over `span` ms, from a list of round widths.
 pub fn histogram_step(span: i64) -> i64 {

@@ -390,6 +390,9 @@ pub struct SearchPage {
     /// Matching logs in the range: exact, or a lower bound when `count_exact` is false.
     pub count: i64,
     pub count_exact: bool,
+    /// Where the count and the histogram start: `from` when exact; otherwise the time of the
+    /// oldest log read (the newest 200,000 logs of the range are read).
+    pub counted_from: i64,
     /// Bar width in ms.
     pub step: i64,
     pub histogram: Vec<HistogramBar>,

@@ -533,3 +533,27 @@ both_backends!(saved_searches_belong_to_their_user, |app: TestApp| async move {
     assert_eq!(app.call(&viewer, "delete_saved_search", &[("id", &id.to_string())]).await.status(), 200);
     assert!(app.call_ok(&viewer, "saved_searches", &[("model", "chat")]).await.as_array().unwrap().is_empty());
 });
+
+both_backends!(histogram_reads_a_bounded_number_of_logs, |app: TestApp| async move {
+    use engine::store::filter::{Cond, LogFilter};
+    seed(&app, "chat").await;
+    let store = engine::testing::store(&app.engine);
+    let model_id = app.model_id("chat").await;
+    let errors = LogFilter {
+        model_id,
+        from: T0,
+        to: T0 + N * MIN,
+        conds: vec![Cond::Flag(engine::ingest::FLAG_ERROR, true)],
+        ..Default::default()
+    };
+    // Unbounded: every error, in its minute.
+    let all = store.log_histogram(&errors, MIN, 1_000).await.unwrap();
+    assert_eq!(all.iter().map(|b| b.n).sum::<i64>(), expect(is_error).len() as i64);
+    assert_eq!(all.iter().map(|b| b.scanned).sum::<i64>(), N);
+    assert!(all.iter().all(|b| b.n == i64::from(is_error(b.bar))), "{all:?}");
+    // Capped at 10 logs read: only the newest ten minutes are counted, whatever matches.
+    let capped = store.log_histogram(&errors, MIN, 10).await.unwrap();
+    assert_eq!(capped.iter().map(|b| b.scanned).sum::<i64>(), 10);
+    assert_eq!(capped.iter().map(|b| b.oldest).min(), Some(T0 + 30 * MIN));
+    assert_eq!(capped.iter().map(|b| b.n).sum::<i64>(), (30..N).filter(|i| is_error(*i)).count() as i64);
+});

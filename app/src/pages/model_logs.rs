@@ -169,7 +169,11 @@ fn Results(data: LogsPage, path: String) -> impl IntoView {
     let count = if page.count_exact {
         format!("{} matching logs", format::compact(page.count as f64))
     } else {
-        format!("At least {} matching logs (counting stops there; narrow the range for an exact count)", format::compact(page.count as f64))
+        format!(
+            "At least {} matching logs: counted in the newest 200k logs of the range, since {} (narrow the range for an exact count)",
+            format::compact(page.count as f64),
+            data.counted_since.clone().unwrap_or_default()
+        )
     };
     let newest = q.get("before").map(|_| with_query(&path, &q, &[]));
     // Export: this search over the resolved range, every page.

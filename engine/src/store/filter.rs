@@ -135,6 +135,20 @@ impl Dialect {
 impl LogFilter {
     /// The WHERE clause (without the keyword) and its parameters, numbered from `$1`.
     pub fn where_clause(&self, dialect: Dialect) -> (String, Vec<Bind>) {
+        let (sql, binds, _) = self.build(dialect);
+        (sql, binds)
+    }
+
+    /// The clause in two parts: the range (model, time, cursor; what the index serves) and
+    /// the filters as one boolean expression (`1 = 1` when there are none), sharing one
+    /// parameter list.
+    pub fn where_parts(&self, dialect: Dialect) -> (String, String, Vec<Bind>) {
+        let (sql, binds, split) = self.build(dialect);
+        let filters = sql[split..].strip_prefix(" AND ").unwrap_or("1 = 1").to_string();
+        (sql[..split].to_string(), filters, binds)
+    }
+
+    fn build(&self, dialect: Dialect) -> (String, Vec<Bind>, usize) {
         let mut binds: Vec<Bind> = Vec::new();
         let mut p = |b: Bind| {
             binds.push(b);
@@ -153,6 +167,7 @@ impl LogFilter {
             let c = p(Bind::Int(id));
             let _ = write!(sql, " AND (ts < {b} OR id < {c})");
         }
+        let split = sql.len();
         if let Some(series) = &self.series {
             let ids: Vec<String> = series.iter().map(|i| i.to_string()).collect();
             let _ = write!(sql, " AND series_id IN ({})", if ids.is_empty() { "NULL".to_string() } else { ids.join(",") });
@@ -219,7 +234,7 @@ impl LogFilter {
                 },
             }
         }
-        (sql, binds)
+        (sql, binds, split)
     }
 }
 
@@ -283,6 +298,17 @@ mod tests {
         assert_eq!(quoted(&text_phrases("Zürich привет 東京")), r#""Zürich" "привет" "東京""#);
         assert_eq!(quoted(&text_phrases(r#"unbalanced "quote here"#)), r#""unbalanced" "quote here""#);
         assert!(text_phrases(r#"*** "" ; --"#).is_empty());
+    }
+
+    #[test]
+    fn parts_split_the_range_from_the_filters() {
+        let f = LogFilter { model_id: 1, from: 2, to: 3, conds: vec![Cond::Flag(1, true), Cond::IsNull(Column::UserId)], ..Default::default() };
+        let (range, filters, binds) = f.where_parts(Dialect::Sqlite);
+        assert_eq!(range, "model_id = $1 AND ts >= $2 AND ts < $3");
+        assert_eq!(filters, "(flags & 1) <> 0 AND user_id IS NULL");
+        assert_eq!(binds.len(), 3);
+        let (_, none, _) = LogFilter::default().where_parts(Dialect::Postgres);
+        assert_eq!(none, "1 = 1");
     }
 
     #[test]

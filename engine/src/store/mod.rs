@@ -124,9 +124,10 @@ pub trait Store: Send + Sync + 'static {
     // ----- reads used by ingest checks; the dashboards and explorer build on these -------------
     /// Up to `limit` logs matching the filter, newest first (ts, then id, descending).
     async fn search_logs(&self, f: &filter::LogFilter, limit: i64) -> Result<Vec<StoredLog>>;
-    /// Matching logs per bar of `step` ms from `f.from`: (bar index, count, errors), in bar
-    /// order. Counts at most the newest `cap` matches.
-    async fn log_histogram(&self, f: &filter::LogFilter, step: i64, cap: i64) -> Result<Vec<(i64, i64, i64)>>;
+    /// Matching logs per bar of `step` ms from `f.from`, in bar order. Reads at most the
+    /// newest `cap` logs of the range (matching or not), so the cost is bounded whatever the
+    /// filters; when it stops there, the bars cover only the newest part (see `HistogramRow`).
+    async fn log_histogram(&self, f: &filter::LogFilter, step: i64, cap: i64) -> Result<Vec<HistogramRow>>;
     async fn log_by_id(&self, id: i64) -> Result<Option<StoredLog>>;
     /// The newest `limit` logs with an id above `after` that match (newest first).
     async fn tail_logs(&self, f: &filter::LogFilter, after: i64, limit: i64) -> Result<Vec<StoredLog>>;
@@ -195,6 +196,20 @@ pub struct LogRow {
     /// What the full-text index takes for this row (None: not indexed); write-only.
     #[sqlx(skip)]
     pub search_text: Option<String>,
+}
+
+/// One histogram bar as the store counts it.
+#[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
+pub struct HistogramRow {
+    pub bar: i64,
+    /// Matching logs.
+    pub n: i64,
+    /// Matching logs that are errors.
+    pub errors: i64,
+    /// Logs of the range read for this bar (matching or not).
+    pub scanned: i64,
+    /// The oldest log read for this bar.
+    pub oldest: i64,
 }
 
 /// A stored log row read back, with its id.
@@ -1265,16 +1280,18 @@ macro_rules! impl_common_store {
                 Ok(q.fetch_all(&self.pool).await?)
             }
 
-            async fn log_histogram(&self, f: &$crate::store::filter::LogFilter, step: i64, cap: i64) -> $crate::error::Result<Vec<(i64, i64, i64)>> {
-                let (w, binds) = f.where_clause($crate::store::filter::Dialect::of($backend));
+            async fn log_histogram(&self, f: &$crate::store::filter::LogFilter, step: i64, cap: i64) -> $crate::error::Result<Vec<$crate::store::HistogramRow>> {
+                let (range, filters, binds) = f.where_parts($crate::store::filter::Dialect::of($backend));
                 let sql = format!(
-                    "SELECT (ts - {from}) / {step} AS bar, COUNT(*) AS n, CAST(SUM(flags & 1) AS BIGINT) AS errors FROM \
-                     (SELECT ts, flags FROM logs WHERE {w} ORDER BY ts DESC LIMIT {cap}) m GROUP BY bar ORDER BY bar",
+                    "SELECT (ts - {from}) / {step} AS bar, CAST(SUM(hit) AS BIGINT) AS n, CAST(SUM(hit * (flags & 1)) AS BIGINT) AS errors, \
+                     COUNT(*) AS scanned, MIN(ts) AS oldest FROM \
+                     (SELECT ts, flags, CASE WHEN {filters} THEN 1 ELSE 0 END AS hit FROM logs WHERE {range} ORDER BY ts DESC LIMIT {cap}) m \
+                     GROUP BY bar ORDER BY bar",
                     from = f.from,
                     step = step.max(1),
                     cap = cap.max(0)
                 );
-                let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, (i64, i64, i64)>(&sql), &binds);
+                let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, $crate::store::HistogramRow>(&sql), &binds);
                 Ok(q.fetch_all(&self.pool).await?)
             }
 
