@@ -76,6 +76,22 @@ pub async fn delete_saved_search(id: i64) -> Result<(), AppError> {
     Ok(engine.delete_saved_search(&p, id).await?)
 }
 
+/// Admins: how many stored logs match the explorer's search (the confirmation count).
+#[server(prefix = "/fn", endpoint = "count_logs_to_delete")]
+pub async fn count_logs_to_delete(model: String, query: String) -> Result<i64, AppError> {
+    let (engine, p) = crate::session::caller().await?;
+    let search = ssr::parse_for_delete(&query)?;
+    Ok(engine.count_logs_to_delete(&p, &model, &search).await?)
+}
+
+/// Admins: deletes the stored logs matching the explorer's search; `confirm` is the count.
+#[server(prefix = "/fn", endpoint = "delete_logs")]
+pub async fn delete_logs(model: String, query: String, confirm: i64) -> Result<u64, AppError> {
+    let (engine, p) = crate::session::caller().await?;
+    let search = ssr::parse_for_delete(&query)?;
+    Ok(engine.delete_logs(&p, &model, &search, confirm).await?)
+}
+
 #[cfg(feature = "ssr")]
 mod ssr {
     use engine::dashboards::{format_time, time_zone};
@@ -88,8 +104,16 @@ mod ssr {
     use crate::error::AppError;
     use crate::format::Unit;
 
-    pub async fn search(engine: &Engine, p: &Principal, model: &str, query: &str) -> Result<LogsPage, AppError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+    /// The search a deletion applies to: the explorer's filters and its resolved range.
+    pub fn parse_for_delete(query: &str) -> Result<LogSearch, AppError> {
+        let (mut search, _) = parse(query)?;
+        search.before = None;
+        Ok(search)
+    }
+
+    /// The explorer's query string as a search over its resolved range, and the viewer's zone.
+    fn parse(query: &str) -> Result<(LogSearch, String), AppError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.trim_start_matches('?'))
             .map_err(|e| AppError::from(engine::Error::invalid("query", format!("cannot read the query string: {e}"))))?;
         let get = |k: &str| pairs.iter().rev().find(|(key, v)| key == k && !v.is_empty()).map(|(_, v)| v.clone());
         // The range as the dashboards take it (relative, or absolute in the viewer's zone);
@@ -107,6 +131,11 @@ mod ssr {
         )?;
         search.from = Some(range.from);
         search.to = Some(range.to);
+        Ok((search, tz_name))
+    }
+
+    pub async fn search(engine: &Engine, p: &Principal, model: &str, query: &str) -> Result<LogsPage, AppError> {
+        let (search, tz_name) = parse(query)?;
         let page = engine.search_logs(engine::reads::Caller::User(p), model, &search).await?;
         let tz = time_zone(Some(&tz_name))?;
         let t: Vec<i64> = page.histogram.iter().map(|b| b.start).collect();

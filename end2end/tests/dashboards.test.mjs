@@ -90,6 +90,11 @@ test('log explorer: filter, histogram, pages and the detail with its conversatio
   await Promise.all([page.waitForURL(/status=ok/), page.click('[data-testid=log-filter] button[type=submit]')]);
   assert.match(page.url(), /range=24h/);
   await page.waitForSelector('[data-testid=log-list]');
+  // Admins can count (and then delete) the logs a search matches.
+  await page.click('[data-testid=delete-logs] summary');
+  await page.click('[data-testid=delete-logs] button[type=submit]');
+  await page.waitForSelector('[data-testid=delete-count]');
+  assert.match(await page.textContent('[data-testid=delete-count]'), /^\d+ stored logs match this search\.$/);
   // Saving the search: it is listed as a link.
   await page.fill('[data-testid=save-search] input[name=name]', 'ok calls');
   await page.click('[data-testid=save-search] button[type=submit]');

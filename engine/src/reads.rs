@@ -172,6 +172,46 @@ impl Engine {
         if self.store().delete_saved_search(user_id, id).await? { Ok(()) } else { Err(Error::NotFound("saved search")) }
     }
 
+    /// Admins: how many stored logs a deletion with this search would remove (exact).
+    pub async fn count_logs_to_delete(&self, p: &Principal, model: &str, s: &LogSearch) -> Result<i64> {
+        p.authorize(Action::Administer)?;
+        let r = self.resolve_search(Caller::User(p), model, s).await?;
+        if r.filter.from >= r.filter.to {
+            return Ok(0);
+        }
+        self.store().count_matching(&r.filter).await
+    }
+
+    /// Admins: deletes the stored logs matching the search (with payloads and full-text
+    /// entries), for data-subject requests. `confirm` must be the count the admin was shown;
+    /// when the search is for one user, that user's id is also removed from the user
+    /// breakdown rollups (request counts stay in the totals, without the id). Returns how
+    /// many logs were deleted.
+    pub async fn delete_logs(&self, p: &Principal, model: &str, s: &LogSearch, confirm: i64) -> Result<u64> {
+        let now_count = self.count_logs_to_delete(p, model, s).await?;
+        if now_count == 0 {
+            return Err(Error::invalid("confirm", "no stored logs match this search"));
+        }
+        if now_count != confirm {
+            return Err(Error::invalid(
+                "confirm",
+                format!("{now_count} logs match now, not {confirm}: check the search and confirm the new count"),
+            ));
+        }
+        if now_count > MAX_DELETE {
+            return Err(Error::invalid("confirm", format!("at most {MAX_DELETE} logs per deletion; narrow the range")));
+        }
+        let r = self.resolve_search(Caller::User(p), model, s).await?;
+        let deleted = self.store().delete_logs(&r.filter).await?;
+        if let Some(Match::Value(user)) = &s.user_id {
+            // Deltas held back by the writer would put the id back after the delete.
+            self.ingest().writer().flush_breakdowns().await?;
+            self.store().delete_dim_value(r.model.id, "user", user).await?;
+        }
+        tracing::info!(target: "audit", model = %r.model.name, by = %p.username, deleted, "logs deleted by filter");
+        Ok(deleted)
+    }
+
     /// The newest log id in the store: where a live tail starts.
     pub async fn newest_log_id(&self) -> Result<i64> {
         self.store().max_log_id().await
@@ -259,6 +299,9 @@ impl Engine {
         })
     }
 }
+
+/// Most logs one deletion by filter removes.
+pub const MAX_DELETE: i64 = 1_000_000;
 
 /// A search resolved against one model; see `Engine::resolve_search`.
 #[derive(Debug, Clone)]

@@ -557,3 +557,51 @@ both_backends!(histogram_reads_a_bounded_number_of_logs, |app: TestApp| async mo
     assert_eq!(capped.iter().map(|b| b.oldest).min(), Some(T0 + 30 * MIN));
     assert_eq!(capped.iter().map(|b| b.n).sum::<i64>(), (30..N).filter(|i| is_error(*i)).count() as i64);
 });
+
+both_backends!(admins_delete_logs_by_filter_with_a_confirmed_count, |app: TestApp| async move {
+    let admin = app.admin().await;
+    app.create_model(&admin, "chat").await;
+    app.call_ok(&admin, "set_breakdown_keys", &[("name", "chat"), ("keys", "team")]).await;
+    let key = seed(&app, "chat").await;
+    let editor_id = app.create_user(&admin, "ed", "editor", "editor-password").await;
+    app.grant(&admin, editor_id, "chat", true).await;
+    let editor = app.login("ed", "editor-password").await;
+    let range = format!("from={T0}&to={}", T0 + N * MIN);
+    let u1 = format!("{range}&user_id=u1");
+    let users = |i: i64| i % 11 != 0 && i % 3 == 1;
+
+    // Only admins, and only with the count they were shown.
+    assert_eq!(app.call(&editor, "count_logs_to_delete", &[("model", "chat"), ("query", &u1)]).await.status(), 403);
+    let n = app.call_ok(&admin, "count_logs_to_delete", &[("model", "chat"), ("query", &u1)]).await;
+    assert_eq!(n.as_i64(), Some(expect(users).len() as i64));
+    let r = app.call(&admin, "delete_logs", &[("model", "chat"), ("query", &u1), ("confirm", "1")]).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().await.unwrap()["field"], "confirm");
+    assert_eq!(app.call(&editor, "delete_logs", &[("model", "chat"), ("query", &u1), ("confirm", &n.to_string())]).await.status(), 403);
+    assert_eq!(found(&app, &key, "user_id=u1").await, expect(users), "nothing deleted yet");
+
+    let (_, before) = get(&app, &key, &format!("model=chat&{range}&trace_id=t1")).await;
+    let t1 = before["logs"][0]["id"].as_i64().unwrap();
+    let deleted = app.call_ok(&admin, "delete_logs", &[("model", "chat"), ("query", &u1), ("confirm", &n.to_string())]).await;
+    assert_eq!(deleted.as_i64(), n.as_i64());
+    // Gone from search, full text, detail and the user breakdown; the others stay.
+    assert!(found(&app, &key, "user_id=u1").await.is_empty());
+    assert_eq!(found(&app, &key, "").await, expect(|i| !users(i)));
+    assert!(found(&app, &key, "q=call&user_id=u1").await.is_empty());
+    assert_eq!(found(&app, &key, "q=upstream").await, expect(|i| i % 7 == 0 && !users(i)));
+    let r = reqwest::Client::new().get(app.url(&format!("/api/v1/logs/{t1}"))).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), 404, "record 1 belonged to u1");
+    let b: Value = admin
+        .get(app.url(&format!("/api/v1/models/chat/breakdown?by=user&{range}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let values: Vec<&str> = b["rows"].as_array().unwrap().iter().map(|r| r["value"].as_str().unwrap()).collect();
+    assert!(!values.contains(&"u1") && values.contains(&"u2"), "{values:?}");
+    // Nothing left to delete.
+    let r = app.call(&admin, "delete_logs", &[("model", "chat"), ("query", &u1), ("confirm", "0")]).await;
+    assert_eq!(r.status(), 422);
+});

@@ -140,6 +140,8 @@ both_backends!(matrix, |app: TestApp| async move {
         Case { call: Call::Fn("save_search", vec![("model", "m1".into()), ("name", "s".into()), ("query", "status=error".into())]), expect: [200, 200, 200, 404, 401] },
         Case { call: Call::Fn("save_search", vec![("model", "m2".into()), ("name", "s".into()), ("query", "".into())]), expect: [200, 404, 404, 404, 401] },
         Case { call: Call::Fn("delete_saved_search", vec![("id", "999999".into())]), expect: [404, 404, 404, 404, 401] },
+        Case { call: Call::Fn("count_logs_to_delete", vec![("model", "m2".into()), ("query", "".into())]), expect: [200, 403, 403, 403, 401] },
+        Case { call: Call::Fn("delete_logs", vec![("model", "m1".into()), ("query", "".into()), ("confirm", "5".into())]), expect: [422, 403, 403, 403, 401] },
         Case { call: Call::Fn("set_breakdown_keys", vec![("name", "m1".into()), ("keys", "team".into())]), expect: [200, 403, 403, 403, 401] },
     ];
     for case in &cases {

@@ -8,8 +8,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api_logs::{DeleteSavedSearch, LogsPage, SaveSearch, saved_searches, search_logs};
-use crate::components::{ErrorNote, urlencode};
+use crate::api_logs::{CountLogsToDelete, DeleteLogs, DeleteSavedSearch, LogsPage, SaveSearch, saved_searches, search_logs};
+use crate::components::{ErrorNote, urlencode, use_me};
 use crate::dash::{ChartPanel, RangeBar, refresh_ticker, with_query};
 use crate::format::{self, Unit};
 
@@ -69,6 +69,7 @@ pub fn ModelLogsPage() -> impl IntoView {
         {move || view! { <FilterForm path=path()/> }}
         {move || view! { <SavedSearches model=name() path=path()/> }}
         {move || view! { <LiveTail model=name()/> }}
+        {move || view! { <DeleteLogsBox model=name()/> }}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
@@ -465,5 +466,61 @@ fn SavedSearches(model: String, path: String) -> impl IntoView {
                 _ => ().into_any(),
             }}
         </section>
+    }
+}
+
+/// Admins: delete the stored logs this search matches (data-subject requests). Two steps: count,
+/// then type the count to confirm.
+#[component]
+fn DeleteLogsBox(model: String) -> impl IntoView {
+    let me = use_me();
+    let query = use_query_map();
+    let count = ServerAction::<CountLogsToDelete>::new();
+    let delete = ServerAction::<DeleteLogs>::new();
+    let current = move || {
+        let q = query.read();
+        (&*q)
+            .into_iter()
+            .filter(|(k, v)| k.as_ref() != "before" && !v.is_empty())
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let model = StoredValue::new(model);
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let admin = matches!(me.await, Ok(Some(m)) if m.role == engine::Role::Admin);
+                admin.then(|| view! {
+                    <details class="card danger-zone" data-testid="delete-logs">
+                        <summary>"Delete matching logs (admins)"</summary>
+                        <p class="muted">"Removes the stored logs this search matches, with their payloads, for good (for example a data-subject request: filter by user). Dashboard totals keep counting them; a search by user also removes that user from the user breakdown."</p>
+                        <ActionForm action=count attr:class="row">
+                            <input type="hidden" name="model" value=model.get_value()/>
+                            <input type="hidden" name="query" value=current/>
+                            <button type="submit">"Count logs to delete"</button>
+                        </ActionForm>
+                        {move || match count.value().get() {
+                            Some(Ok(n)) => view! {
+                                <p data-testid="delete-count">{format!("{n} stored logs match this search.")}</p>
+                                <ActionForm action=delete attr:class="row" attr:data-testid="delete-confirm">
+                                    <input type="hidden" name="model" value=model.get_value()/>
+                                    <input type="hidden" name="query" value=current/>
+                                    <label>"Type the number to confirm" <input name="confirm" inputmode="numeric" required/></label>
+                                    <button type="submit" class="danger">"Delete for good"</button>
+                                </ActionForm>
+                            }.into_any(),
+                            Some(Err(e)) => view! { <ErrorNote error=e/> }.into_any(),
+                            None => ().into_any(),
+                        }}
+                        {move || match delete.value().get() {
+                            Some(Ok(n)) => view! { <p class="ok" role="status" data-testid="deleted">{format!("Deleted {n} logs.")}</p> }.into_any(),
+                            Some(Err(e)) => view! { <ErrorNote error=e/> }.into_any(),
+                            None => ().into_any(),
+                        }}
+                    </details>
+                })
+            })}
+        </Suspense>
     }
 }

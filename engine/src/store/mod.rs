@@ -132,6 +132,13 @@ pub trait Store: Send + Sync + 'static {
     /// The newest `limit` logs with an id above `after` that match (newest first).
     async fn tail_logs(&self, f: &filter::LogFilter, after: i64, limit: i64) -> Result<Vec<StoredLog>>;
     async fn max_log_id(&self) -> Result<i64>;
+    /// Exact number of logs matching the filter (no cap).
+    async fn count_matching(&self, f: &filter::LogFilter) -> Result<i64>;
+    /// Deletes the matching logs with their payloads and full-text entries, in one
+    /// transaction; returns how many logs were deleted.
+    async fn delete_logs(&self, f: &filter::LogFilter) -> Result<u64>;
+    /// Removes one value of a breakdown dimension (e.g. a user id) from a model's rollups.
+    async fn delete_dim_value(&self, model_id: i64, dim: &str, value: &str) -> Result<()>;
     async fn count_logs(&self, model_id: i64) -> Result<i64>;
     async fn payload(&self, log_id: i64) -> Result<Option<Vec<u8>>>;
     /// Rollup rows of a model in `[from, to)`, all series and error types merged.
@@ -1309,6 +1316,44 @@ macro_rules! impl_common_store {
                 );
                 let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, $crate::store::StoredLog>(&sql), &binds);
                 Ok(q.fetch_all(&self.pool).await?)
+            }
+
+            async fn count_matching(&self, f: &$crate::store::filter::LogFilter) -> $crate::error::Result<i64> {
+                let (w, binds) = f.where_clause($crate::store::filter::Dialect::of($backend));
+                let sql = format!("SELECT COUNT(*) FROM logs WHERE {w}");
+                let q = $crate::store::filter::bind_all!(sqlx::query_scalar::<_, i64>(&sql), &binds);
+                Ok(q.fetch_one(&self.pool).await?)
+            }
+
+            async fn delete_logs(&self, f: &$crate::store::filter::LogFilter) -> $crate::error::Result<u64> {
+                let dialect = $crate::store::filter::Dialect::of($backend);
+                let (w, binds) = f.where_clause(dialect);
+                let text = match dialect {
+                    $crate::store::filter::Dialect::Sqlite => "DELETE FROM logs_fts WHERE rowid IN (SELECT id FROM logs WHERE {w})",
+                    $crate::store::filter::Dialect::Postgres => "DELETE FROM logs_text WHERE log_id IN (SELECT id FROM logs WHERE {w})",
+                };
+                let mut tx = self.pool.begin().await?;
+                // The dependent rows first, while the logs still select them.
+                for sql in ["DELETE FROM payloads WHERE log_id IN (SELECT id FROM logs WHERE {w})", text] {
+                    let sql = sql.replace("{w}", &w);
+                    $crate::store::filter::bind_all!(sqlx::query(&sql), &binds).execute(&mut *tx).await?;
+                }
+                let sql = format!("DELETE FROM logs WHERE {w}");
+                let done = $crate::store::filter::bind_all!(sqlx::query(&sql), &binds).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn delete_dim_value(&self, model_id: i64, dim: &str, value: &str) -> $crate::error::Result<()> {
+                for table in ["rollups_dim_hour", "rollups_dim_day"] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE model_id = $1 AND dim = $2 AND value = $3"))
+                        .bind(model_id)
+                        .bind(dim)
+                        .bind(value)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                Ok(())
             }
 
             async fn max_log_id(&self) -> $crate::error::Result<i64> {
