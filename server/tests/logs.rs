@@ -300,6 +300,13 @@ both_backends!(detail_and_payload_permission, |app: TestApp| async move {
     let rows = html.matches("data-log-id=").count();
     assert_eq!(rows as i64, expect(|i| is_error(i) && i % 2 == 0).len() as i64, "one row per match");
     assert!(html.contains("data-filter=\"provider\""), "the active filter is shown");
+    assert!(html.contains("data-testid=\"model-picker\""));
+    // The model picker's form goes through /logs to the chosen model's explorer, filters kept.
+    let r = viewer.get(app.url("/logs?model=other&status=error&before=1.2&q=")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/models/other/logs?status=error");
+    // ... where a model the viewer may not see is a 404 page.
+    assert_eq!(viewer.get(app.url("/models/other/logs?status=error")).send().await.unwrap().status(), 404);
 });
 
 both_backends!(hostile_input_is_answered_safely, |app: TestApp| async move {

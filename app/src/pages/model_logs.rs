@@ -63,7 +63,10 @@ pub fn ModelLogsPage() -> impl IntoView {
                 <h1>"Logs"</h1>
                 <code data-testid="logs-model">{name}</code>
             </div>
-            <a class="button-link" href=move || format!("/models/{}", urlencode(&name()))>"Dashboard"</a>
+            <div class="tail-head">
+                {move || view! { <ModelPicker current=name()/> }}
+                <a class="button-link" href=move || format!("/models/{}", urlencode(&name()))>"Dashboard"</a>
+            </div>
         </div>
         {move || view! { <RangeBar path=path() default_range="1h"/> }}
         {move || view! { <FilterForm path=path()/> }}
@@ -522,5 +525,40 @@ fn DeleteLogsBox(model: String) -> impl IntoView {
                 })
             })}
         </Suspense>
+    }
+}
+
+/// Switches the explorer to another model the user may see, keeping range and filters (a GET
+/// form to `/logs`, which redirects; no JavaScript needed).
+#[component]
+fn ModelPicker(current: String) -> impl IntoView {
+    let query = use_query_map();
+    let models = Resource::new(|| (), |_| crate::api::list_models());
+    let hidden: Vec<(String, String)> = (&*query.read_untracked())
+        .into_iter()
+        .filter(|(k, v)| k.as_ref() != "before" && !v.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    view! {
+        <form method="get" action="/logs" class="row" data-testid="model-picker">
+            {hidden.into_iter().map(|(k, v)| view! { <input type="hidden" name=k value=v/> }).collect_view()}
+            <Suspense fallback=|| ()>
+                {move || {
+                    let current = current.clone();
+                    Suspend::new(async move {
+                        let list = models.await.unwrap_or_default();
+                        view! {
+                            <select name="model" aria-label="Model">
+                                {list.into_iter().map(|m| {
+                                    let selected = m.name == current;
+                                    view! { <option value=m.name.clone() selected=selected>{m.name.clone()}</option> }
+                                }).collect_view()}
+                            </select>
+                        }
+                    })
+                }}
+            </Suspense>
+            <button type="submit">"Open"</button>
+        </form>
     }
 }

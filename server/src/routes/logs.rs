@@ -41,6 +41,23 @@ fn parse(query: Pairs, extra: &[&str]) -> Result<(String, LogSearch, Vec<(String
     Ok((model, search, pairs))
 }
 
+/// `GET /logs?model=<name>&…`: the explorer's model picker (a plain GET form) lands here and
+/// is sent on to `/models/<name>/logs` with the other parameters. The page authorises.
+pub async fn pick_model(Query(pairs): Query<Vec<(String, String)>>) -> Response {
+    let model = pairs.iter().find(|(k, _)| k == "model").map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let rest: Vec<(String, String)> = pairs.into_iter().filter(|(k, v)| k != "model" && k != "before" && !v.is_empty()).collect();
+    let mut target = if model.is_empty() { "/".to_string() } else { format!("/models/{}/logs", urlencoding::encode(&model)) };
+    if !model.is_empty() && !rest.is_empty() {
+        target.push('?');
+        target.push_str(&engine::search::encode_pairs(&rest));
+    }
+    let mut resp = axum::http::StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
 /// `GET /api/v1/logs?model=&…filters`: one page of a log search.
 pub async fn search(State(state): State<AppState>, headers: HeaderMap, query: Pairs) -> Result<Json<SearchPage>, ApiError> {
     let (model, search, _) = parse(query, &[])?;
