@@ -92,6 +92,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name") view=ModelPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:name/logs") view=ModelLogsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/logs") view=ModelLogsPage ssr=SsrMode::Async/>
                     <Route path=path!("/logs/:id") view=LogDetailPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/users") view=AdminUsers ssr=SsrMode::Async/>
                     <Route path=path!("/admin/models") view=AdminModels ssr=SsrMode::Async/>

@@ -46,69 +46,98 @@ impl Engine {
     /// the range. See `search::LogSearch` for the filters.
     pub async fn search_logs(&self, caller: Caller<'_>, model: &str, s: &LogSearch) -> Result<SearchPage> {
         let r = self.resolve_search(caller, model, s).await?;
-        let (from, to) = (r.filter.from, r.filter.to);
-        if from >= to {
+        let (from, to) = (r.from, r.to);
+        let name = model.to_string();
+        if from >= to || r.parts.is_empty() {
             let (logs, histogram) = (Vec::new(), Vec::new());
-            return Ok(SearchPage { model: r.model.name, from, to, logs, next: None, count: 0, count_exact: true, counted_from: from, step: 0, histogram });
+            return Ok(SearchPage { model: name, from, to, logs, next: None, count: 0, count_exact: true, counted_from: from, step: 0, histogram });
         }
         let step = histogram_step(to - from);
-        let bars = self.store().log_histogram(&r.filter, step, HISTOGRAM_CAP).await?;
-        let count: i64 = bars.iter().map(|b| b.n).sum();
-        let scanned: i64 = bars.iter().map(|b| b.scanned).sum();
-        // Reading stopped at the cap: the count covers the logs from the oldest one read on.
-        let counted_from = if scanned >= HISTOGRAM_CAP { bars.iter().map(|b| b.oldest).min().unwrap_or(from) } else { from };
         let mut histogram: Vec<HistogramBar> =
             (0..(to - from + step - 1) / step).map(|i| HistogramBar { start: from + i * step, count: 0, errors: 0 }).collect();
-        for b in bars {
-            if let Some(h) = histogram.get_mut(b.bar as usize) {
-                h.count = b.n;
-                h.errors = b.errors;
+        // The read budget is shared by the models searched.
+        let cap = (HISTOGRAM_CAP / r.parts.len() as i64).max(10_000);
+        let (mut count, mut counted_from) = (0, from);
+        for part in &r.parts {
+            let bars = self.store().log_histogram(&part.filter, step, cap).await?;
+            count += bars.iter().map(|b| b.n).sum::<i64>();
+            // Reading stopped at the cap: this model is counted from its oldest log read on.
+            if bars.iter().map(|b| b.scanned).sum::<i64>() >= cap {
+                counted_from = counted_from.max(bars.iter().map(|b| b.oldest).min().unwrap_or(from));
+            }
+            for b in bars {
+                if let Some(h) = histogram.get_mut(b.bar as usize) {
+                    h.count += b.n;
+                    h.errors += b.errors;
+                }
             }
         }
         let (logs, next) = self.search_page(&r, s.before, s.limit.unwrap_or(DEFAULT_LIMIT)).await?;
         let next = next.map(Cursor::as_param);
         let count_exact = counted_from == from;
-        Ok(SearchPage { model: r.model.name, from, to, logs, next, count, count_exact, counted_from, step, histogram })
+        Ok(SearchPage { model: name, from, to, logs, next, count, count_exact, counted_from, step, histogram })
     }
 
-    /// A search checked and resolved against the model (authorised here, once): what pages,
-    /// exports and the live tail run.
+    /// A search checked and resolved (authorised here, once): what pages, exports and the live
+    /// tail run. `model` empty means every model the caller may read.
     pub async fn resolve_search(&self, caller: Caller<'_>, model: &str, s: &LogSearch) -> Result<ResolvedSearch> {
-        let model = self.model_for(caller, model, s.payloads).await?;
+        let models = if model.is_empty() {
+            if s.payloads {
+                return Err(Error::invalid("payloads", "payloads can be asked for in a search of one model"));
+            }
+            self.readable_models(caller).await?
+        } else {
+            vec![self.model_for(caller, model, s.payloads).await?]
+        };
         let now = now_ms();
         // Nothing is stored before the epoch or far ahead (ingest refuses timestamps beyond its
         // clock-skew allowance), so the range is clamped; a range wholly outside matches nothing.
         let to = s.to.unwrap_or(now + 60_000).min(now + 366 * 86_400_000);
         let from = s.from.unwrap_or(to - 3_600_000).max(0);
-        let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
-        let mut filter = log_filter(&model, &series, s, from, to);
-        if let Some(q) = &s.q {
-            if !self.ingest().full_text() {
-                return Err(Error::invalid("q", "full-text search is switched off on this server (--full-text off)"));
+        let text = match &s.q {
+            None => None,
+            Some(q) => {
+                if !self.ingest().full_text() {
+                    return Err(Error::invalid("q", "full-text search is switched off on this server (--full-text off)"));
+                }
+                let phrases = text_phrases(q);
+                if phrases.is_empty() {
+                    return Err(Error::invalid("q", "q has no words to search for"));
+                }
+                Some(Cond::Text(phrases))
             }
-            let phrases = text_phrases(q);
-            if phrases.is_empty() {
-                return Err(Error::invalid("q", "q has no words to search for"));
-            }
-            filter.conds.push(Cond::Text(phrases));
+        };
+        let mut parts = Vec::with_capacity(models.len());
+        for model in models {
+            let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
+            let mut filter = log_filter(&model, &series, s, from, to);
+            filter.conds.extend(text.clone());
+            parts.push(Part { model, series, filter });
         }
-        Ok(ResolvedSearch { model, series, filter, payloads: s.payloads })
+        Ok(ResolvedSearch { parts, from, to, payloads: s.payloads })
     }
 
-    /// Up to `limit` matches older than `before` (newest first) and the cursor of the next
-    /// page, if there is one.
+    /// Up to `limit` matches older than `before` (newest first, over every model searched) and
+    /// the cursor of the next page, if there is one.
     pub async fn search_page(&self, r: &ResolvedSearch, before: Option<Cursor>, limit: i64) -> Result<(Vec<LogView>, Option<Cursor>)> {
-        if r.filter.from >= r.filter.to {
+        if r.from >= r.to {
             return Ok((Vec::new(), None));
         }
-        let mut filter = r.filter.clone();
-        filter.before = before.map(|c| (c.ts, c.id));
-        let mut rows = self.store().search_logs(&filter, limit + 1).await?;
+        // Each model's newest page, merged: one index range per model instead of a sort of
+        // every model's range.
+        let mut rows: Vec<(usize, StoredLog)> = Vec::new();
+        for (i, part) in r.parts.iter().enumerate() {
+            let mut filter = part.filter.clone();
+            filter.before = before.map(|c| (c.ts, c.id));
+            rows.extend(self.store().search_logs(&filter, limit + 1).await?.into_iter().map(|row| (i, row)));
+        }
+        rows.sort_by(|a, b| (b.1.row.ts, b.1.id).cmp(&(a.1.row.ts, a.1.id)));
         let more = rows.len() as i64 > limit;
         rows.truncate(limit.max(0) as usize);
         let mut logs = Vec::with_capacity(rows.len());
-        for row in rows {
-            logs.push(self.log_view(&r.model, &r.series, row, r.payloads).await?);
+        for (i, row) in rows {
+            let part = &r.parts[i];
+            logs.push(self.log_view(&part.model, &part.series, row, r.payloads).await?);
         }
         let next = if more { logs.last().map(Cursor::of) } else { None };
         Ok((logs, next))
@@ -118,17 +147,22 @@ impl Engine {
     /// most `limit`, and when more arrived, the newest `limit` of them with `sampled` set.
     /// Returns the id to continue after.
     pub async fn tail_logs(&self, r: &ResolvedSearch, after: i64, limit: i64) -> Result<TailBatch> {
-        let mut filter = r.filter.clone();
-        filter.from = 0;
-        filter.to = i64::MAX;
-        let mut rows = self.store().tail_logs(&filter, after, limit + 1).await?;
+        let mut rows: Vec<(usize, StoredLog)> = Vec::new();
+        for (i, part) in r.parts.iter().enumerate() {
+            let mut filter = part.filter.clone();
+            filter.from = 0;
+            filter.to = i64::MAX;
+            rows.extend(self.store().tail_logs(&filter, after, limit + 1).await?.into_iter().map(|row| (i, row)));
+        }
+        rows.sort_by(|a, b| b.1.id.cmp(&a.1.id));
         let sampled = rows.len() as i64 > limit;
         rows.truncate(limit.max(0) as usize);
         rows.reverse();
-        let last = rows.last().map(|l| l.id).unwrap_or(after);
+        let last = rows.last().map(|l| l.1.id).unwrap_or(after);
         let mut logs = Vec::with_capacity(rows.len());
-        for row in rows {
-            logs.push(self.log_view(&r.model, &r.series, row, r.payloads).await?);
+        for (i, row) in rows {
+            let part = &r.parts[i];
+            logs.push(self.log_view(&part.model, &part.series, row, r.payloads).await?);
         }
         Ok(TailBatch { logs, sampled, last_id: last })
     }
@@ -175,11 +209,14 @@ impl Engine {
     /// Admins: how many stored logs a deletion with this search would remove (exact).
     pub async fn count_logs_to_delete(&self, p: &Principal, model: &str, s: &LogSearch) -> Result<i64> {
         p.authorize(Action::Administer)?;
-        let r = self.resolve_search(Caller::User(p), model, s).await?;
-        if r.filter.from >= r.filter.to {
-            return Ok(0);
+        if model.is_empty() {
+            return Err(Error::invalid("model", "deleting logs needs one model"));
         }
-        self.store().count_matching(&r.filter).await
+        let r = self.resolve_search(Caller::User(p), model, s).await?;
+        match r.parts.first() {
+            Some(part) if r.from < r.to => self.store().count_matching(&part.filter).await,
+            _ => Ok(0),
+        }
     }
 
     /// Admins: deletes the stored logs matching the search (with payloads and full-text
@@ -202,13 +239,14 @@ impl Engine {
             return Err(Error::invalid("confirm", format!("at most {MAX_DELETE} logs per deletion; narrow the range")));
         }
         let r = self.resolve_search(Caller::User(p), model, s).await?;
-        let deleted = self.store().delete_logs(&r.filter).await?;
+        let part = r.parts.first().ok_or(Error::NotFound("model"))?;
+        let deleted = self.store().delete_logs(&part.filter).await?;
         if let Some(Match::Value(user)) = &s.user_id {
             // Deltas held back by the writer would put the id back after the delete.
             self.ingest().writer().flush_breakdowns().await?;
-            self.store().delete_dim_value(r.model.id, "user", user).await?;
+            self.store().delete_dim_value(part.model.id, "user", user).await?;
         }
-        tracing::info!(target: "audit", model = %r.model.name, by = %p.username, deleted, "logs deleted by filter");
+        tracing::info!(target: "audit", model = %part.model.name, by = %p.username, deleted, "logs deleted by filter");
         Ok(deleted)
     }
 
@@ -303,13 +341,21 @@ impl Engine {
 /// Most logs one deletion by filter removes.
 pub const MAX_DELETE: i64 = 1_000_000;
 
-/// A search resolved against one model; see `Engine::resolve_search`.
+/// A search resolved against the models it covers; see `Engine::resolve_search`.
 #[derive(Debug, Clone)]
 pub struct ResolvedSearch {
-    pub model: Model,
+    parts: Vec<Part>,
+    from: i64,
+    to: i64,
+    payloads: bool,
+}
+
+/// One model's share of a search.
+#[derive(Debug, Clone)]
+struct Part {
+    model: Model,
     series: HashMap<i64, SeriesKey>,
     filter: LogFilter,
-    payloads: bool,
 }
 
 /// New logs for a live tail.

@@ -127,7 +127,7 @@ fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits, 
             "/api/v1/logs",
             post(routes::ingest::post_logs).get(routes::logs::search).layer(axum::extract::DefaultBodyLimit::disable()),
         )
-        .route("/logs", get(routes::logs::pick_model))
+        .route("/logs/open", get(routes::logs::pick_model))
         .route("/api/v1/logs/export", get(routes::logs::export))
         .route("/api/v1/logs/tail", get(routes::logs::tail))
         .route("/api/v1/logs/{id}", get(routes::logs::detail))

@@ -302,7 +302,7 @@ both_backends!(detail_and_payload_permission, |app: TestApp| async move {
     assert!(html.contains("data-filter=\"provider\""), "the active filter is shown");
     assert!(html.contains("data-testid=\"model-picker\""));
     // The model picker's form goes through /logs to the chosen model's explorer, filters kept.
-    let r = viewer.get(app.url("/logs?model=other&status=error&before=1.2&q=")).send().await.unwrap();
+    let r = viewer.get(app.url("/logs/open?model=other&status=error&before=1.2&q=")).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/models/other/logs?status=error");
     // ... where a model the viewer may not see is a 404 page.
@@ -351,8 +351,8 @@ both_backends!(hostile_input_is_answered_safely, |app: TestApp| async move {
     }
     let (status, body) = get(&app, &key, &format!("{range}&q={}", "w".repeat(600))).await;
     assert_eq!((status, body["error"]["field"].as_str()), (422, Some("q")), "{body}");
-    let (status, body) = get(&app, &key, "status=error").await;
-    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("model")), "{body}");
+    let (status, body) = get(&app, &key, "payloads=true").await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("payloads")), "payloads need one model: {body}");
     let r = reqwest::Client::new().get(app.url("/api/v1/logs/abc")).bearer_auth(&key).send().await.unwrap();
     assert!(r.status().is_client_error());
     // Still all there.
@@ -611,4 +611,89 @@ both_backends!(admins_delete_logs_by_filter_with_a_confirmed_count, |app: TestAp
     // Nothing left to delete.
     let r = app.call(&admin, "delete_logs", &[("model", "chat"), ("query", &u1), ("confirm", "0")]).await;
     assert_eq!(r.status(), 422);
+});
+
+both_backends!(searching_every_model_the_caller_may_read, |app: TestApp| async move {
+    let admin = app.admin().await;
+    app.create_model(&admin, "chat").await;
+    let key = seed(&app, "chat").await;
+    let other: Vec<Value> = (0..3)
+        .map(|i| json!({"model": "other", "timestamp": T0 + 5 * MIN + 30_000 + i, "trace_id": format!("o{i}"), "status": "error"}))
+        .collect();
+    assert_eq!(app.ingest(&key, &other).await.0, 200);
+    let range = format!("from={T0}&to={}", T0 + N * MIN);
+    let ids = |page: &Value| -> Vec<(String, i64, i64)> {
+        page["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["model"].as_str().unwrap().to_string(), l["timestamp"].as_i64().unwrap(), l["id"].as_i64().unwrap()))
+            .collect()
+    };
+    // No model: both models, merged newest first, counted together.
+    let (status, page) = get(&app, &key, &format!("{range}&limit=1000")).await;
+    assert_eq!(status, 200, "{page}");
+    let all = ids(&page);
+    assert_eq!(all.len() as i64, N + 3);
+    assert_eq!(page["count"].as_i64(), Some(N + 3));
+    let mut sorted = all.clone();
+    sorted.sort_by(|a, b| (b.1, b.2).cmp(&(a.1, a.2)));
+    assert_eq!(all, sorted);
+    assert_eq!(all.iter().filter(|l| l.0 == "other").count(), 3);
+    let (_, errors) = get(&app, &key, &format!("{range}&status=error&limit=1000")).await;
+    assert_eq!(errors["count"].as_i64(), Some(expect(is_error).len() as i64 + 3));
+    // Pages across models: every log once, in order.
+    let mut seen = Vec::new();
+    let mut before = String::new();
+    loop {
+        let (_, p) = get(&app, &key, &format!("{range}&limit=6{before}")).await;
+        seen.extend(ids(&p));
+        match p["next"].as_str() {
+            Some(c) => before = format!("&before={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all);
+    // Only readable models: a key limited to one, a viewer granted one, a viewer granted none.
+    let limited = app.api_key(&[Scope::Read], &["other"]).await;
+    let (_, p) = get(&app, &limited, &range).await;
+    assert!(ids(&p).iter().all(|l| l.0 == "other") && p["count"] == 3, "{p}");
+    let viewer_id = app.create_user(&admin, "vi", "viewer", "viewer-password").await;
+    app.create_user(&admin, "none", "viewer", "nothing-password").await;
+    app.grant(&admin, viewer_id, "chat", false).await;
+    let viewer = app.login("vi", "viewer-password").await;
+    let nobody = app.login("none", "nothing-password").await;
+    let p: Value = viewer.get(app.url(&format!("/api/v1/logs?{range}&limit=1000"))).send().await.unwrap().json().await.unwrap();
+    assert!(ids(&p).iter().all(|l| l.0 == "chat") && p["count"] == N, "the viewer sees chat only");
+    let p: Value = nobody.get(app.url(&format!("/api/v1/logs?{range}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(p["count"], 0);
+    let html = viewer.get(app.url(&format!("/logs?{range}&limit=1000"))).send().await.unwrap().text().await.unwrap();
+    assert_eq!(html.matches("data-log-id=").count() as i64, N.min(50), "the all-models page lists the viewer's logs");
+    assert!(!html.contains(">other<"), "no row of the hidden model");
+    // Export and tail take every readable model too.
+    let body = reqwest::Client::new()
+        .get(app.url(&format!("/api/v1/logs/export?{range}&format=ndjson")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body.lines().count() as i64, N + 3);
+    let mut tail = reqwest::Client::new().get(app.url("/api/v1/logs/tail")).bearer_auth(&key).send().await.unwrap();
+    read_events(&mut tail, |e| !e.is_empty()).await;
+    let now = engine::now_ms();
+    let fresh = [json!({"model": "chat", "timestamp": now, "trace_id": "new-chat"}), json!({"model": "other", "timestamp": now, "trace_id": "new-other"})];
+    assert_eq!(app.ingest(&key, &fresh).await.0, 200);
+    let events = read_events(&mut tail, |e| e.iter().filter(|(n, _)| n == "log").count() >= 2).await;
+    let traces: Vec<String> = events
+        .iter()
+        .filter(|(n, _)| n == "log")
+        .map(|(_, d)| serde_json::from_str::<Value>(d).unwrap()["trace_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(traces, ["new-chat", "new-other"]);
+    // The model picker sends "all models" to /logs.
+    let r = viewer.get(app.url("/logs/open?model=&status=error")).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/logs?status=error");
 });

@@ -134,6 +134,7 @@ both_backends!(matrix, |app: TestApp| async move {
         Case { call: Call::Fn("search_logs", vec![("model", "m2".into()), ("query", "range=7d".into())]), expect: [200, 404, 404, 404, 401] },
         Case { call: Call::Fn("log_detail", vec![("id", "999999".into())]), expect: [404, 404, 404, 404, 401] },
         Case { call: Call::Get("/api/v1/logs/999999"), expect: [404, 404, 404, 404, 401] },
+        Case { call: Call::Get("/api/v1/logs?status=error"), expect: [200, 200, 200, 200, 401] },
         Case { call: Call::Get("/api/v1/logs/export?model=m2"), expect: [200, 404, 404, 404, 401] },
         Case { call: Call::Get("/api/v1/logs/export?model=m1&payloads=true"), expect: [200, 403, 200, 404, 401] },
         Case { call: Call::Fn("saved_searches", vec![("model", "m2".into())]), expect: [200, 404, 404, 404, 401] },
@@ -187,7 +188,7 @@ both_backends!(matrix, |app: TestApp| async move {
     assert!(grants.as_array().unwrap().is_empty(), "grant by admin then revoke by admin: none left");
 
     // Pages: anonymous visitors are sent to the login page; hidden models are 404 pages.
-    for path in ["/", "/models/m1", "/models/m1/logs", "/logs/1", "/admin/users", "/account"] {
+    for path in ["/", "/models/m1", "/models/m1/logs", "/logs", "/logs/1", "/admin/users", "/account"] {
         let resp = clients[4].get(app.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 303, "{path}");
         assert!(resp.headers()["location"].to_str().unwrap().starts_with("/login?next="));

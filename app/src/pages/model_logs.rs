@@ -1,4 +1,5 @@
-//! The log explorer: `/models/{model}/logs?…` (dashboards link here with a slice as filters).
+//! The log explorer: `/models/{model}/logs?…` for one model (dashboards link here with a slice
+//! as filters), `/logs?…` for every model the user may see.
 //! The URL holds the range, every filter and the page cursor, so a search can be shared; the
 //! filter form is a plain GET form and pages are links, so it all works without JavaScript.
 
@@ -50,29 +51,30 @@ pub fn ModelLogsPage() -> impl IntoView {
         let raw = params.read().get("name").unwrap_or_default();
         urlencoding::decode(&raw).map(|s| s.into_owned()).unwrap_or(raw)
     };
-    let path = move || format!("/models/{}/logs", urlencode(&name()));
+    let path = move || if name().is_empty() { "/logs".to_string() } else { format!("/models/{}/logs", urlencode(&name())) };
+    let one = move || !name().is_empty();
     let tick = refresh_ticker();
     let data = Resource::new(
         move || (name(), query.read().to_query_string(), tick.get()),
         |(name, q, _)| search_logs(name, q.trim_start_matches('?').to_string()),
     );
     view! {
-        <Title text=move || format!("Logs · {} · Modelwatch", name())/>
+        <Title text=move || format!("Logs · {} · Modelwatch", if one() { name() } else { "All models".into() })/>
         <div class="page-head">
             <div>
                 <h1>"Logs"</h1>
-                <code data-testid="logs-model">{name}</code>
+                <code data-testid="logs-model">{move || if one() { name() } else { "all models".into() }}</code>
             </div>
             <div class="tail-head">
                 {move || view! { <ModelPicker current=name()/> }}
-                <a class="button-link" href=move || format!("/models/{}", urlencode(&name()))>"Dashboard"</a>
+                {move || one().then(|| view! { <a class="button-link" href=format!("/models/{}", urlencode(&name()))>"Dashboard"</a> })}
             </div>
         </div>
         {move || view! { <RangeBar path=path() default_range="1h"/> }}
         {move || view! { <FilterForm path=path()/> }}
-        {move || view! { <SavedSearches model=name() path=path()/> }}
+        {move || one().then(|| view! { <SavedSearches model=name() path=path()/> })}
         {move || view! { <LiveTail model=name()/> }}
-        {move || view! { <DeleteLogsBox model=name()/> }}
+        {move || one().then(|| view! { <DeleteLogsBox model=name()/> })}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
@@ -192,6 +194,7 @@ fn Results(data: LogsPage, path: String) -> impl IntoView {
     let (export_csv, export_ndjson) = (export("csv"), export("ndjson"));
     let older = page.next.clone().map(|c| with_query(&path, &q, &[("before", Some(c))]));
     let empty = page.logs.is_empty();
+    let all = page.model.is_empty();
     let rows = page.logs.into_iter().zip(data.times).map(|(l, time)| {
         let tokens = match (l.input_tokens, l.output_tokens) {
             (None, None) => "–".to_string(),
@@ -205,6 +208,7 @@ fn Results(data: LogsPage, path: String) -> impl IntoView {
                 <td class="nowrap"><a href=format!("/logs/{}", l.id)>{time}</a></td>
                 <td><span class=status_class>{l.status.clone()}</span>{l.error_type.clone().map(|t| view! { " " <code>{t}</code> })}</td>
                 <td>{l.level.clone()}</td>
+                {all.then(|| view! { <td><a href=format!("/models/{}/logs", urlencode(&l.model))>{l.model.clone()}</a></td> })}
                 <td>{l.provider.clone()}{(!l.model_version.is_empty()).then(|| format!(" · {}", l.model_version))}</td>
                 <td class="num">{l.http_status.map(|s| s.to_string()).unwrap_or_default()}</td>
                 <td class="num">{format::opt_value(l.latency_ms, Unit::Millis)}</td>
@@ -235,7 +239,7 @@ fn Results(data: LogsPage, path: String) -> impl IntoView {
             view! {
                 <table class="list logs" data-testid="log-list">
                     <thead><tr>
-                        <th>"Time"</th><th>"Status"</th><th>"Level"</th><th>"Provider"</th><th>"HTTP"</th>
+                        <th>"Time"</th><th>"Status"</th><th>"Level"</th>{all.then(|| view! { <th>"Model"</th> })}<th>"Provider"</th><th>"HTTP"</th>
                         <th>"Latency"</th><th>"Tokens"</th><th>"Cost"</th><th>"User"</th><th>"Message"</th>
                     </tr></thead>
                     <tbody>{rows}</tbody>
@@ -540,7 +544,7 @@ fn ModelPicker(current: String) -> impl IntoView {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     view! {
-        <form method="get" action="/logs" class="row" data-testid="model-picker">
+        <form method="get" action="/logs/open" class="row" data-testid="model-picker">
             {hidden.into_iter().map(|(k, v)| view! { <input type="hidden" name=k value=v/> }).collect_view()}
             <Suspense fallback=|| ()>
                 {move || {
@@ -549,6 +553,7 @@ fn ModelPicker(current: String) -> impl IntoView {
                         let list = models.await.unwrap_or_default();
                         view! {
                             <select name="model" aria-label="Model">
+                                <option value="" selected=current.is_empty()>"All models"</option>
                                 {list.into_iter().map(|m| {
                                     let selected = m.name == current;
                                     view! { <option value=m.name.clone() selected=selected>{m.name.clone()}</option> }

@@ -28,26 +28,25 @@ const TAIL_BATCH: i64 = 200;
 
 type Pairs = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
-/// The model and the search from the query; `extra` are the route's own keys.
+/// The model (empty: every model the caller may read) and the search from the query;
+/// `extra` are the route's own keys.
 fn parse(query: Pairs, extra: &[&str]) -> Result<(String, LogSearch, Vec<(String, String)>), ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError(Error::invalid("query", e.body_text())))?;
     let model = pairs.iter().find(|(k, _)| k == "model").map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    if model.is_empty() {
-        return Err(ApiError(Error::invalid("model", "model is required")));
-    }
     let mut ignore = vec!["model"];
     ignore.extend_from_slice(extra);
     let search = LogSearch::from_params(&pairs, &ignore)?;
     Ok((model, search, pairs))
 }
 
-/// `GET /logs?model=<name>&…`: the explorer's model picker (a plain GET form) lands here and
-/// is sent on to `/models/<name>/logs` with the other parameters. The page authorises.
+/// `GET /logs/open?model=<name>&…`: the explorer's model picker (a plain GET form) lands here
+/// and is sent on to `/models/<name>/logs` (or `/logs` for all models) with the other
+/// parameters. The page authorises.
 pub async fn pick_model(Query(pairs): Query<Vec<(String, String)>>) -> Response {
     let model = pairs.iter().find(|(k, _)| k == "model").map(|(_, v)| v.trim().to_string()).unwrap_or_default();
     let rest: Vec<(String, String)> = pairs.into_iter().filter(|(k, v)| k != "model" && k != "before" && !v.is_empty()).collect();
-    let mut target = if model.is_empty() { "/".to_string() } else { format!("/models/{}/logs", urlencoding::encode(&model)) };
-    if !model.is_empty() && !rest.is_empty() {
+    let mut target = if model.is_empty() { "/logs".to_string() } else { format!("/models/{}/logs", urlencoding::encode(&model)) };
+    if !rest.is_empty() {
         target.push('?');
         target.push_str(&engine::search::encode_pairs(&rest));
     }
@@ -221,7 +220,8 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, query: Pa
     let mut resp = body.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    let safe: String = model.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    let name = if model.is_empty() { "all-models" } else { model.as_str() };
+    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}-logs.{ext}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
