@@ -90,8 +90,13 @@ async fn first_start_prints_a_working_admin_password_once_and_stops_on_sigterm()
         .unwrap();
     assert_eq!(r.headers()["location"], "/");
     assert_eq!(client.get(format!("http://{addr}/api/v1/me")).send().await.unwrap().status(), 200);
+    // An open live tail (a stream that never ends by itself) does not hold the shutdown up.
+    let mut tail = client.get(format!("http://{addr}/api/v1/logs/tail")).send().await.unwrap();
+    assert_eq!(tail.status(), 200);
+    assert!(String::from_utf8_lossy(&tail.chunk().await.unwrap().unwrap()).contains("event: ready"));
     let status = sigterm(&mut child);
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    assert!(!matches!(tail.chunk().await, Ok(Some(_))), "the tail stream ended");
 
     // The second start does not create or print a password again, but says how to log in.
     let (mut child, _, printed) = serve(dir.path(), &[]);
