@@ -31,6 +31,8 @@ pub mod rbac;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]
+pub mod telemetry;
+#[cfg(feature = "server")]
 #[doc(hidden)]
 pub mod testing;
 #[cfg(feature = "server")]

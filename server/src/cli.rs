@@ -59,6 +59,9 @@ pub struct IngestArgs {
     /// (`off` saves ingest time and disk on ingest-heavy installs).
     #[arg(long, env = "MODELWATCH_FULL_TEXT", default_value = "on", value_parser = ["on", "off"], global = true)]
     pub full_text: String,
+    /// Serve `GET /metrics` without an API key (otherwise it needs a key with the `read` scope).
+    #[arg(long, env = "MODELWATCH_METRICS_PUBLIC", default_value_t = false, global = true)]
+    pub metrics_public: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

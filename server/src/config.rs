@@ -25,6 +25,8 @@ pub struct Config {
     pub ingest: engine::ingest::IngestSettings,
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
+    /// `GET /metrics` without an API key.
+    pub metrics_public: bool,
 }
 
 impl Config {
@@ -71,6 +73,7 @@ impl Config {
             ingest,
             max_body_bytes: i.max_body_bytes,
             max_decompressed_bytes: i.max_decompressed_bytes,
+            metrics_public: i.metrics_public,
         })
     }
 }

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Turns true when the server starts shutting down: long-lived streams (the live tail)
     /// end then, so the graceful shutdown does not wait for them.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// `GET /metrics` without an API key.
+    pub metrics_public: bool,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -70,7 +72,7 @@ impl Application {
             max_decompressed_bytes: config.max_decompressed_bytes,
         };
         let (stop, stopping) = tokio::sync::watch::channel(false);
-        let router = router(engine.clone(), addr, limits, stopping);
+        let router = router(engine.clone(), addr, limits, stopping, config.metrics_public);
         Ok(Application { listener, router, stop, engine })
     }
 
@@ -97,14 +99,20 @@ impl Application {
     }
 }
 
-fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits, stopping: tokio::sync::watch::Receiver<bool>) -> Router {
+fn router(
+    engine: Engine,
+    addr: SocketAddr,
+    limits: routes::ingest::BodyLimits,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    metrics_public: bool,
+) -> Router {
     let leptos_options = LeptosOptions::builder()
         .output_name(app::BUNDLE_NAME)
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .env(leptos_config_env())
         .build();
-    let state = AppState { engine: engine.clone(), leptos_options: leptos_options.clone(), limits, stopping };
+    let state = AppState { engine: engine.clone(), leptos_options: leptos_options.clone(), limits, stopping, metrics_public };
     let routes = route_list();
     let context = {
         let engine = engine.clone();
@@ -114,6 +122,7 @@ fn router(engine: Engine, addr: SocketAddr, limits: routes::ingest::BodyLimits, 
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
         .route("/auth/login", post(routes::auth::login))
         .route("/auth/logout", post(routes::auth::logout))
         .route("/theme", get(routes::auth::toggle_theme))

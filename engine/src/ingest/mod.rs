@@ -133,6 +133,7 @@ pub struct Ingest {
     prices: RwLock<Arc<PriceTable>>,
     models: RwLock<HashMap<String, ModelInfo>>,
     settings: IngestSettings,
+    metrics: crate::telemetry::IngestMetrics,
 }
 
 impl Ingest {
@@ -145,6 +146,7 @@ impl Ingest {
             prices: RwLock::new(Arc::new(PriceTable::default())),
             models: RwLock::new(HashMap::new()),
             settings,
+            metrics: crate::telemetry::IngestMetrics::default(),
         };
         ingest.reload_rules().await?;
         ingest.reload_prices().await?;
@@ -240,10 +242,35 @@ impl Ingest {
             }
         }
         let accepted = prepared.len();
+        self.metrics.rejected.inc_by(rejected.len() as u64);
         if accepted > 0 {
+            let seen: Vec<(i64, RecordFacts)> = prepared.iter().map(|p| (p.model_id, p.facts)).collect();
             self.writer.submit(prepared, Vec::new()).await?;
+            self.metrics.accepted.inc_by(accepted as u64);
+            let names: HashMap<i64, String> = {
+                let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+                models.iter().map(|(name, m)| (m.id, name.clone())).collect()
+            };
+            for (id, facts) in &seen {
+                if let Some(name) = names.get(id) {
+                    self.metrics.observe(name, facts);
+                }
+            }
         }
         Ok(IngestOutcome { accepted, rejected })
+    }
+
+    /// Ingest health and per-model series in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let s = &self.writer.stats;
+        let figures = crate::telemetry::WriterFigures {
+            queue: self.writer.queue_depth(),
+            commits: crate::telemetry::load(&s.commits),
+            commit_seconds: crate::telemetry::load(&s.commit_micros_total) as f64 / 1e6,
+            rows_stored: crate::telemetry::load(&s.rows_stored),
+            overloaded: crate::telemetry::load(&s.rejected_overloaded),
+        };
+        self.metrics.encode(&figures)
     }
 
     async fn prepare_log(

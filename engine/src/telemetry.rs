@@ -1,0 +1,111 @@
+//! Modelwatch's own metrics in the Prometheus text format (`GET /metrics`): ingest health from
+//! the writer's counters, and per-model KPI series (requests, errors, tokens, cost, latency)
+//! counted as records are acknowledged, so an existing Prometheus and Grafana can scrape them.
+//! Counters start at zero when the process starts, as Prometheus expects.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::ingest::rollup::RecordFacts;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabel {
+    pub model: String,
+}
+
+/// Per-model series, updated on every acknowledged batch.
+#[derive(Debug)]
+pub struct IngestMetrics {
+    requests: Family<ModelLabel, Counter>,
+    errors: Family<ModelLabel, Counter>,
+    input_tokens: Family<ModelLabel, Counter>,
+    output_tokens: Family<ModelLabel, Counter>,
+    cost: Family<ModelLabel, Counter<f64, AtomicU64>>,
+    latency: Family<ModelLabel, Histogram, fn() -> Histogram>,
+    pub accepted: Counter,
+    pub rejected: Counter,
+}
+
+fn latency_histogram() -> Histogram {
+    // 5 ms … ~41 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+impl Default for IngestMetrics {
+    fn default() -> Self {
+        IngestMetrics {
+            requests: Family::default(),
+            errors: Family::default(),
+            input_tokens: Family::default(),
+            output_tokens: Family::default(),
+            cost: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            accepted: Counter::default(),
+            rejected: Counter::default(),
+        }
+    }
+}
+
+impl IngestMetrics {
+    /// One acknowledged record of `model`.
+    pub fn observe(&self, model: &str, f: &RecordFacts) {
+        let l = ModelLabel { model: model.to_string() };
+        self.requests.get_or_create(&l).inc();
+        if f.error {
+            self.errors.get_or_create(&l).inc();
+        }
+        if let Some(t) = f.input_tokens.filter(|t| *t > 0) {
+            self.input_tokens.get_or_create(&l).inc_by(t as u64);
+        }
+        if let Some(t) = f.output_tokens.filter(|t| *t > 0) {
+            self.output_tokens.get_or_create(&l).inc_by(t as u64);
+        }
+        if let Some(c) = f.cost_usd.filter(|c| *c > 0.0) {
+            self.cost.get_or_create(&l).inc_by(c);
+        }
+        if let Some(ms) = f.latency_ms {
+            self.latency.get_or_create(&l).observe(ms / 1000.0);
+        }
+    }
+
+    /// Everything as Prometheus text, with the writer's figures read now.
+    pub fn encode(&self, w: &WriterFigures) -> String {
+        let mut r = Registry::with_prefix("modelwatch");
+        r.register("ingest_accepted_records", "Records acknowledged by the ingest API", self.accepted.clone());
+        r.register("ingest_rejected_records", "Records refused by validation, keys or limits", self.rejected.clone());
+        r.register("ingest_overloaded_records", "Records answered 429 because the queue was full", ConstCounter::new(w.overloaded));
+        r.register("ingest_queue_records", "Records waiting for the database writer", ConstGauge::new(w.queue as i64));
+        r.register("ingest_commits", "Write transactions committed", ConstCounter::new(w.commits));
+        r.register_with_unit("ingest_commit", "Time spent in write transactions", Unit::Seconds, ConstCounter::new(w.commit_seconds));
+        r.register("ingest_stored_rows", "Log rows stored (after drop and sampling rules)", ConstCounter::new(w.rows_stored));
+        r.register("model_requests", "Requests (log records) per model", self.requests.clone());
+        r.register("model_errors", "Failed requests per model", self.errors.clone());
+        r.register("model_input_tokens", "Input tokens per model", self.input_tokens.clone());
+        r.register("model_output_tokens", "Output tokens per model", self.output_tokens.clone());
+        r.register("model_cost_usd", "Cost in US dollars per model", self.cost.clone());
+        r.register_with_unit("model_latency", "Request latency per model", Unit::Seconds, self.latency.clone());
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        out
+    }
+}
+
+/// The writer's own counters at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterFigures {
+    pub queue: usize,
+    pub commits: u64,
+    pub commit_seconds: f64,
+    pub rows_stored: u64,
+    pub overloaded: u64,
+}
+
+pub(crate) fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
