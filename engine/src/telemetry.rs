@@ -53,24 +53,32 @@ impl Default for IngestMetrics {
 }
 
 impl IngestMetrics {
-    /// One acknowledged record of `model`.
-    pub fn observe(&self, model: &str, f: &RecordFacts) {
+    /// Acknowledged records of one model: one label lookup per series, not per record.
+    pub fn observe(&self, model: &str, facts: &[RecordFacts]) {
         let l = ModelLabel { model: model.to_string() };
-        self.requests.get_or_create(&l).inc();
-        if f.error {
-            self.errors.get_or_create(&l).inc();
+        let (mut errors, mut input, mut output, mut cost) = (0u64, 0u64, 0u64, 0f64);
+        for f in facts {
+            errors += u64::from(f.error);
+            input += f.input_tokens.unwrap_or(0).max(0) as u64;
+            output += f.output_tokens.unwrap_or(0).max(0) as u64;
+            cost += f.cost_usd.unwrap_or(0.0).max(0.0);
         }
-        if let Some(t) = f.input_tokens.filter(|t| *t > 0) {
-            self.input_tokens.get_or_create(&l).inc_by(t as u64);
+        self.requests.get_or_create(&l).inc_by(facts.len() as u64);
+        if errors > 0 {
+            self.errors.get_or_create(&l).inc_by(errors);
         }
-        if let Some(t) = f.output_tokens.filter(|t| *t > 0) {
-            self.output_tokens.get_or_create(&l).inc_by(t as u64);
+        if input > 0 {
+            self.input_tokens.get_or_create(&l).inc_by(input);
         }
-        if let Some(c) = f.cost_usd.filter(|c| *c > 0.0) {
-            self.cost.get_or_create(&l).inc_by(c);
+        if output > 0 {
+            self.output_tokens.get_or_create(&l).inc_by(output);
         }
-        if let Some(ms) = f.latency_ms {
-            self.latency.get_or_create(&l).observe(ms / 1000.0);
+        if cost > 0.0 {
+            self.cost.get_or_create(&l).inc_by(cost);
+        }
+        let latency = self.latency.get_or_create(&l);
+        for ms in facts.iter().filter_map(|f| f.latency_ms) {
+            latency.observe(ms / 1000.0);
         }
     }
 

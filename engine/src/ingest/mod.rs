@@ -244,7 +244,10 @@ impl Ingest {
         let accepted = prepared.len();
         self.metrics.rejected.inc_by(rejected.len() as u64);
         if accepted > 0 {
-            let seen: Vec<(i64, RecordFacts)> = prepared.iter().map(|p| (p.model_id, p.facts)).collect();
+            let mut seen: HashMap<i64, Vec<RecordFacts>> = HashMap::new();
+            for p in &prepared {
+                seen.entry(p.model_id).or_default().push(p.facts);
+            }
             self.writer.submit(prepared, Vec::new()).await?;
             self.metrics.accepted.inc_by(accepted as u64);
             let names: HashMap<i64, String> = {
