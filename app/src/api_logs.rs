@@ -113,8 +113,7 @@ mod ssr {
 
     /// The explorer's query string as a search over its resolved range, and the viewer's zone.
     fn parse(query: &str) -> Result<(LogSearch, String), AppError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.trim_start_matches('?'))
-            .map_err(|e| AppError::from(engine::Error::invalid("query", format!("cannot read the query string: {e}"))))?;
+        let pairs = engine::search::query_pairs(query);
         let get = |k: &str| pairs.iter().rev().find(|(key, v)| key == k && !v.is_empty()).map(|(_, v)| v.clone());
         // The range as the dashboards take it (relative, or absolute in the viewer's zone);
         // the explorer defaults to the last hour.

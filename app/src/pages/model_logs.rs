@@ -4,10 +4,11 @@
 //! filter form is a plain GET form and pages are links, so it all works without JavaScript.
 
 use engine::LogView;
-use engine::search::{LEVELS, NONE_VALUE};
+use engine::search::{LEVELS, NONE_VALUE, encode_pairs};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::params::ParamsMap;
 
 use crate::api_logs::{CountLogsToDelete, DeleteLogs, DeleteSavedSearch, LogsPage, SaveSearch, saved_searches, search_logs};
 use crate::components::{ErrorNote, urlencode, use_me};
@@ -36,6 +37,16 @@ fn filter_label(key: &str) -> String {
         "q" => "text".into(),
         other => other.strip_prefix("meta:").map(|k| format!("metadata {k}")).unwrap_or_else(|| other.replace('_', " ")),
     }
+}
+
+/// The page's URL pairs with a non-empty value whose key `keep` accepts, in URL order.
+fn pairs_of(q: &ParamsMap, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    q.into_iter().filter(|(k, v)| keep(k) && !v.is_empty()).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// The search without its page cursor, as a query string (what saving and deleting act on).
+fn search_query(q: &ParamsMap) -> String {
+    encode_pairs(&pairs_of(q, |k| k != "before"))
 }
 
 /// Keys of the range picker and the page, which are not filters.
@@ -184,12 +195,10 @@ fn Results(data: LogsPage, path: String) -> impl IntoView {
     let newest = q.get("before").map(|_| with_query(&path, &q, &[]));
     // Export: this search over the resolved range, every page.
     let export = |format: &str| {
-        let mut qs = vec![format!("model={}", urlencode(&page.model)), format!("from={}", page.from), format!("to={}", page.to)];
-        for (k, v) in (&*q).into_iter().filter(|(k, v)| !is_page_key(k) && !v.is_empty()) {
-            qs.push(format!("{}={}", urlencode(k), urlencode(v)));
-        }
-        qs.push(format!("format={format}"));
-        format!("/api/v1/logs/export?{}", qs.join("&"))
+        let mut qs = vec![("model".to_string(), page.model.clone()), ("from".into(), page.from.to_string()), ("to".into(), page.to.to_string())];
+        qs.extend(pairs_of(&q, |k| !is_page_key(k)));
+        qs.push(("format".into(), format.to_string()));
+        format!("/api/v1/logs/export?{}", encode_pairs(&qs))
     };
     let (export_csv, export_ndjson) = (export("csv"), export("ndjson"));
     let older = page.next.clone().map(|c| with_query(&path, &q, &[("before", Some(c))]));
@@ -278,12 +287,9 @@ fn LiveTail(model: String) -> impl IntoView {
     let model = StoredValue::new(model);
     let url = {
         move || {
-            let q = query.read_untracked();
-            let mut qs = vec![format!("model={}", urlencode(&model.get_value()))];
-            for (k, v) in (&*q).into_iter().filter(|(k, v)| !is_page_key(k) && !v.is_empty()) {
-                qs.push(format!("{}={}", urlencode(k), urlencode(v)));
-            }
-            format!("/api/v1/logs/tail?{}", qs.join("&"))
+            let mut qs = vec![("model".to_string(), model.get_value())];
+            qs.extend(pairs_of(&query.read_untracked(), |k| !is_page_key(k)));
+            format!("/api/v1/logs/tail?{}", encode_pairs(&qs))
         }
     };
     #[cfg(feature = "hydrate")]
@@ -424,15 +430,7 @@ fn SavedSearches(model: String, path: String) -> impl IntoView {
     let m = model.clone();
     let list = Resource::new(move || (save.version().get(), delete.version().get()), move |_| saved_searches(m.clone()));
     // The current search without the page cursor.
-    let current = move || {
-        let q = query.read();
-        let pairs: Vec<String> = (&*q)
-            .into_iter()
-            .filter(|(k, v)| k.as_ref() != "before" && !v.is_empty())
-            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-            .collect();
-        pairs.join("&")
-    };
+    let current = move || search_query(&query.read());
     view! {
         <section class="card saved" data-testid="saved-searches">
             <div class="tail-head">
@@ -484,15 +482,7 @@ fn DeleteLogsBox(model: String) -> impl IntoView {
     let query = use_query_map();
     let count = ServerAction::<CountLogsToDelete>::new();
     let delete = ServerAction::<DeleteLogs>::new();
-    let current = move || {
-        let q = query.read();
-        (&*q)
-            .into_iter()
-            .filter(|(k, v)| k.as_ref() != "before" && !v.is_empty())
-            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-            .collect::<Vec<_>>()
-            .join("&")
-    };
+    let current = move || search_query(&query.read());
     let model = StoredValue::new(model);
     view! {
         <Suspense fallback=|| ()>
@@ -538,11 +528,7 @@ fn DeleteLogsBox(model: String) -> impl IntoView {
 fn ModelPicker(current: String) -> impl IntoView {
     let query = use_query_map();
     let models = Resource::new(|| (), |_| crate::api::list_models());
-    let hidden: Vec<(String, String)> = (&*query.read_untracked())
-        .into_iter()
-        .filter(|(k, v)| k.as_ref() != "before" && !v.is_empty())
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let hidden = pairs_of(&query.read_untracked(), |k| k != "before");
     view! {
         <form method="get" action="/logs/open" class="row" data-testid="model-picker">
             {hidden.into_iter().map(|(k, v)| view! { <input type="hidden" name=k value=v/> }).collect_view()}
