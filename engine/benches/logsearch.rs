@@ -6,7 +6,6 @@
 //! logs carry text for the full-text index); later runs reuse them.
 //! `MODELWATCH_BENCH_LOGS=1000000` builds and measures only the small one.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -15,26 +14,13 @@ use engine::kpi::{DAY_MS, HOUR_MS};
 use engine::reads::Caller;
 use engine::search::{LogSearch, Match};
 use engine::store::{LogRow, SeriesKey, WriteBatch};
-use engine::{AuthSettings, Engine, Principal, SecretKey};
+use engine::Principal;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const MODELS: usize = 20;
-const DAYS: i64 = 30;
-/// The fixtures end at this fixed time, so query ranges are the same on every run.
-const END: i64 = 1_795_000_000_000 / HOUR_MS * HOUR_MS;
+mod fixtures;
 
-fn fixture_dir() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
-    target.join("bench-fixtures")
-}
-
-async fn open(path: &std::path::Path) -> Engine {
-    let url = format!("sqlite://{}", path.display());
-    Engine::open(&url, &SecretKey::new(vec![7; 32]).unwrap(), AuthSettings::default()).await.expect("open fixture")
-}
+use fixtures::{DAYS, END, MODELS, cached, open, sizes};
 
 /// `logs` raw rows over 30 days and 20 models: four series per model, 2% errors of two
 /// types, 50 users per model, a metadata key, messages on errors.
@@ -119,27 +105,6 @@ async fn build(path: &std::path::Path, logs: u64) {
     engine.shutdown().await;
 }
 
-async fn fixture(logs: u64) -> Engine {
-    let dir = fixture_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    // v2: with the full-text index.
-    let path = dir.join(format!("logs-v2-{logs}.db"));
-    let done = dir.join(format!("logs-v2-{logs}.done"));
-    if !done.exists() {
-        let _ = std::fs::remove_file(&path);
-        build(&path, logs).await;
-        std::fs::write(&done, b"ok").unwrap();
-    }
-    open(&path).await
-}
-
-fn sizes() -> Vec<u64> {
-    std::env::var("MODELWATCH_BENCH_LOGS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1_000_000, 100_000_000])
-}
-
 fn search(span: i64) -> LogSearch {
     LogSearch { from: Some(END - span), to: Some(END), ..Default::default() }
 }
@@ -148,7 +113,8 @@ fn queries(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let op = Principal::operator();
     for logs in sizes() {
-        let engine = rt.block_on(fixture(logs));
+        // v2: with the full-text index.
+        let engine = rt.block_on(cached("logs-v2", logs, |path, n| async move { build(&path, n).await }));
         let label = if logs >= 1_000_000 { format!("{}M_logs", logs / 1_000_000) } else { format!("{logs}_logs") };
         let mut g = c.benchmark_group(format!("logsearch_{label}"));
         g.sample_size(20);
