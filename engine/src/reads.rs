@@ -208,11 +208,20 @@ impl Engine {
 
     /// Admins: how many stored logs a deletion with this search would remove (exact).
     pub async fn count_logs_to_delete(&self, p: &Principal, model: &str, s: &LogSearch) -> Result<i64> {
+        let r = self.resolve_for_delete(p, model, s).await?;
+        self.count_for_delete(&r).await
+    }
+
+    /// The one model's search a deletion acts on (admins only).
+    async fn resolve_for_delete(&self, p: &Principal, model: &str, s: &LogSearch) -> Result<ResolvedSearch> {
         p.authorize(Action::Administer)?;
         if model.is_empty() {
             return Err(Error::invalid("model", "deleting logs needs one model"));
         }
-        let r = self.resolve_search(Caller::User(p), model, s).await?;
+        self.resolve_search(Caller::User(p), model, s).await
+    }
+
+    async fn count_for_delete(&self, r: &ResolvedSearch) -> Result<i64> {
         match r.parts.first() {
             Some(part) if r.from < r.to => self.store().count_matching(&part.filter).await,
             _ => Ok(0),
@@ -225,7 +234,8 @@ impl Engine {
     /// breakdown rollups (request counts stay in the totals, without the id). Returns how
     /// many logs were deleted.
     pub async fn delete_logs(&self, p: &Principal, model: &str, s: &LogSearch, confirm: i64) -> Result<u64> {
-        let now_count = self.count_logs_to_delete(p, model, s).await?;
+        let r = self.resolve_for_delete(p, model, s).await?;
+        let now_count = self.count_for_delete(&r).await?;
         if now_count == 0 {
             return Err(Error::invalid("confirm", "no stored logs match this search"));
         }
@@ -238,7 +248,6 @@ impl Engine {
         if now_count > MAX_DELETE {
             return Err(Error::invalid("confirm", format!("at most {MAX_DELETE} logs per deletion; narrow the range")));
         }
-        let r = self.resolve_search(Caller::User(p), model, s).await?;
         let part = r.parts.first().ok_or(Error::NotFound("model"))?;
         let deleted = self.store().delete_logs(&part.filter).await?;
         if let Some(Match::Value(user)) = &s.user_id {
