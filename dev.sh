@@ -69,6 +69,20 @@ ensure_test_packages() {
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
+  if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    log "installing python3-venv from Debian's packages"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
+  fi
+  # The real OpenTelemetry Python SDK, which the OTLP tests export with (versions pinned).
+  local venv="$ROOT/target/otel-venv"
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s end2end/otel/requirements.txt "$venv/requirements.txt"; then
+    log "installing the OpenTelemetry Python SDK for the OTLP tests (virtualenv in target/otel-venv)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r end2end/otel/requirements.txt
+    cp end2end/otel/requirements.txt "$venv/requirements.txt"
+  fi
   if [ ! -d end2end/node_modules/playwright-core ]; then
     log "installing the browser-test driver (playwright-core; it uses Debian's Chromium)"
     (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
@@ -106,6 +120,7 @@ run_tests() {
   build_site
   start_postgres
   export MODELWATCH_REQUIRE_POSTGRES=1   # the Postgres half of the suite must not skip itself
+  export MODELWATCH_OTEL_PYTHON="$ROOT/target/otel-venv/bin/python" MODELWATCH_REQUIRE_OTEL_PYTHON=1
   # No incremental caches: a test run builds each crate once, and the caches would roughly
   # double the disk the build takes.
   export CARGO_INCREMENTAL=0

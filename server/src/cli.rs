@@ -62,6 +62,14 @@ pub struct IngestArgs {
     /// Serve `GET /metrics` without an API key (otherwise it needs a key with the `read` scope).
     #[arg(long, env = "MODELWATCH_METRICS_PUBLIC", default_value_t = false, global = true)]
     pub metrics_public: bool,
+    /// OTLP: the attribute (on the span, log record or data point, else the resource) that
+    /// names the model of data without GenAI model attributes; otherwise `service.name` is used.
+    #[arg(long, env = "MODELWATCH_OTLP_MODEL_ATTRIBUTE", default_value = "modelwatch.model", global = true)]
+    pub otlp_model_attribute: String,
+    /// OTLP: what to do with spans that have no GenAI attributes: `keep` them as event records
+    /// of their model or service, or `drop` them.
+    #[arg(long, env = "MODELWATCH_OTLP_PLAIN_SPANS", default_value = "keep", value_parser = ["keep", "drop"], global = true)]
+    pub otlp_plain_spans: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -65,6 +65,11 @@ impl Config {
         ingest.writer.breakdown_flush = std::time::Duration::from_millis(i.breakdown_flush_ms.min(60_000));
         ingest.payload_cap_bytes = i.payload_cap_bytes.max(1);
         ingest.full_text = i.full_text == "on";
+        if i.otlp_model_attribute.trim().is_empty() {
+            bail!("MODELWATCH_OTLP_MODEL_ATTRIBUTE / --otlp-model-attribute must name an attribute");
+        }
+        ingest.otlp.model_attribute = i.otlp_model_attribute.trim().to_string();
+        ingest.otlp.plain_spans = i.otlp_plain_spans == "keep";
         Ok(Config {
             listen: args.listen,
             database_url,

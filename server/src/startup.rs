@@ -141,6 +141,9 @@ fn router(
         .route("/api/v1/logs/tail", get(routes::logs::tail))
         .route("/api/v1/logs/{id}", get(routes::logs::detail))
         .route("/api/v1/metrics", post(routes::ingest::post_metrics).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/v1/traces", post(routes::otlp::traces).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/v1/logs", post(routes::otlp::logs).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/v1/metrics", post(routes::otlp::metrics).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/pkg/{*path}", get(crate::assets::pkg))
         .leptos_routes_with_context(&state, routes, context.clone(), {
             let options = leptos_options.clone();

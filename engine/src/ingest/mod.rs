@@ -6,6 +6,8 @@
 //! They return once the records are committed. HTTP concerns (gzip, status codes) stay in the
 //! server; storage stays in `store`.
 
+pub mod cumulative;
+pub mod otlp;
 pub mod payload;
 pub mod price;
 pub mod record;
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use self::payload::Payload;
 use self::price::PriceTable;
-use self::record::{BodyFormat, Limits, LogRecord, Rejection};
+use self::record::{BodyFormat, Limits, LogRecord, MetricPoint, Rejection};
 use self::rollup::RecordFacts;
 use self::rules::{RuleSet, Verdict};
 use self::writer::{PreparedLog, PreparedMetric, Writer, WriterConfig};
@@ -45,11 +47,13 @@ pub struct IngestSettings {
     pub payload_cap_bytes: usize,
     /// Index message, error message and payload text for the log explorer's full-text search.
     pub full_text: bool,
+    /// How OTLP data is attributed to models.
+    pub otlp: otlp::OtlpSettings,
 }
 
 impl Default for IngestSettings {
     fn default() -> Self {
-        IngestSettings { limits: Limits::default(), writer: WriterConfig::default(), payload_cap_bytes: 32 * 1024, full_text: true }
+        IngestSettings { limits: Limits::default(), writer: WriterConfig::default(), payload_cap_bytes: 32 * 1024, full_text: true, otlp: otlp::OtlpSettings::default() }
     }
 }
 
@@ -134,6 +138,8 @@ pub struct Ingest {
     models: RwLock<HashMap<String, ModelInfo>>,
     settings: IngestSettings,
     metrics: crate::telemetry::IngestMetrics,
+    /// Last totals of cumulative counters and histograms (OTLP metrics, scraped endpoints).
+    deltas: cumulative::DeltaTracker,
 }
 
 impl Ingest {
@@ -147,6 +153,7 @@ impl Ingest {
             models: RwLock::new(HashMap::new()),
             settings,
             metrics: crate::telemetry::IngestMetrics::default(),
+            deltas: cumulative::DeltaTracker::new(crate::now_ms()),
         };
         ingest.reload_rules().await?;
         ingest.reload_prices().await?;
@@ -230,13 +237,32 @@ impl Ingest {
         let limits = &self.settings.limits;
         let raws = record::split_records(body, format, "logs", limits)?;
         let now = crate::now_ms();
+        let items = raws
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let prefix = format!("logs[{i}]");
+                let parsed = record::parse_log(raw, &prefix, now, limits);
+                (i, prefix, parsed)
+            })
+            .collect();
+        self.log_records(key, items).await
+    }
+
+    /// Ingests records that were already parsed (or refused): the native API after parsing,
+    /// and OTLP after mapping. Each item is (index in the request, name in errors, record).
+    pub async fn log_records(&self, key: &KeyPrincipal, items: Vec<otlp::Item<LogRecord>>) -> Result<IngestOutcome> {
+        key.require(Scope::Ingest)?;
         let rules = self.rules.read().unwrap_or_else(|e| e.into_inner()).clone();
         let prices = self.prices.read().unwrap_or_else(|e| e.into_inner()).clone();
         let mut rejected = Vec::new();
-        let mut prepared = Vec::with_capacity(raws.len());
-        for (i, raw) in raws.into_iter().enumerate() {
-            let prefix = format!("logs[{i}]");
-            match self.prepare_log(key, raw, &prefix, now, &rules, &prices).await {
+        let mut prepared = Vec::with_capacity(items.len());
+        for (i, prefix, parsed) in items {
+            let result = match parsed {
+                Ok(r) => self.prepare_log(key, r, &prefix, &rules, &prices).await,
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(p) => prepared.push(p),
                 Err(e) => rejected.push(Rejection::new(i, e)),
             }
@@ -263,6 +289,46 @@ impl Ingest {
         Ok(IngestOutcome { accepted, rejected })
     }
 
+    /// OTLP spans: mapped (`otlp::map_traces`) and stored like native records.
+    pub async fn otlp_traces(&self, key: &KeyPrincipal, req: &otlp::ExportTraceServiceRequest) -> Result<(IngestOutcome, otlp::Notes)> {
+        key.require(Scope::Ingest)?;
+        let mut notes = otlp::Notes::default();
+        let items = otlp::map_traces(req, &self.settings.otlp, &self.settings.limits, crate::now_ms(), &mut notes);
+        self.check_count(items.len(), "spans")?;
+        Ok((self.log_records(key, items).await?, notes))
+    }
+
+    /// OTLP log records: mapped (`otlp::map_logs`) and stored as event records.
+    pub async fn otlp_logs(&self, key: &KeyPrincipal, req: &otlp::ExportLogsServiceRequest) -> Result<(IngestOutcome, otlp::Notes)> {
+        key.require(Scope::Ingest)?;
+        let mut notes = otlp::Notes::default();
+        let items = otlp::map_logs(req, &self.settings.otlp, &self.settings.limits, crate::now_ms(), &mut notes);
+        self.check_count(items.len(), "logRecords")?;
+        Ok((self.log_records(key, items).await?, notes))
+    }
+
+    /// OTLP metrics: data points become custom metric points. Returns the outcome (indices are
+    /// data points; one data point may give several points) and the number of data points.
+    pub async fn otlp_metrics(&self, key: &KeyPrincipal, req: &otlp::ExportMetricsServiceRequest) -> Result<(IngestOutcome, usize)> {
+        key.require(Scope::Ingest)?;
+        let (items, points) = otlp::map_metrics(req, &self.settings.otlp, &self.settings.limits, crate::now_ms(), &self.deltas);
+        self.check_count(points, "dataPoints")?;
+        Ok((self.metric_points(key, items).await?, points))
+    }
+
+    /// The tracker that turns cumulative totals into increases (shared by OTLP and scraping).
+    pub fn deltas(&self) -> &cumulative::DeltaTracker {
+        &self.deltas
+    }
+
+    fn check_count(&self, n: usize, what: &str) -> Result<()> {
+        let max = self.settings.limits.max_records;
+        if n > max {
+            return Err(Error::TooLarge { field: what.into(), message: format!("{n} {what} in one request; the limit is {max}") });
+        }
+        Ok(())
+    }
+
     /// Ingest health and per-model series in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
         let s = &self.writer.stats;
@@ -276,16 +342,7 @@ impl Ingest {
         self.metrics.encode(&figures)
     }
 
-    async fn prepare_log(
-        &self,
-        key: &KeyPrincipal,
-        raw: &str,
-        prefix: &str,
-        now: i64,
-        rules: &RuleSet,
-        prices: &PriceTable,
-    ) -> Result<PreparedLog> {
-        let mut r = record::parse_log(raw, prefix, now, &self.settings.limits)?;
+    async fn prepare_log(&self, key: &KeyPrincipal, mut r: LogRecord, prefix: &str, rules: &RuleSet, prices: &PriceTable) -> Result<PreparedLog> {
         let model_field = format!("{prefix}.model");
         if !key.may_use_model(&r.model) {
             return Err(Error::ForbiddenField {
@@ -402,12 +459,26 @@ impl Ingest {
         let limits = &self.settings.limits;
         let raws = record::split_records(body, format, "metrics", limits)?;
         let now = crate::now_ms();
+        let items = raws
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let prefix = format!("metrics[{i}]");
+                let parsed = record::parse_metric(raw, &prefix, now, limits);
+                (i, prefix, parsed)
+            })
+            .collect();
+        self.metric_points(key, items).await
+    }
+
+    /// Stores metric points that were already parsed or mapped (native API, OTLP, scraping).
+    pub async fn metric_points(&self, key: &KeyPrincipal, items: Vec<otlp::Item<MetricPoint>>) -> Result<IngestOutcome> {
+        key.require(Scope::Ingest)?;
         let mut rejected = Vec::new();
-        let mut prepared = Vec::with_capacity(raws.len());
-        for (i, raw) in raws.into_iter().enumerate() {
-            let prefix = format!("metrics[{i}]");
+        let mut prepared = Vec::with_capacity(items.len());
+        for (i, prefix, parsed) in items {
             let result = async {
-                let p = record::parse_metric(raw, &prefix, now, limits)?;
+                let p = parsed?;
                 let model_field = format!("{prefix}.model");
                 if !key.may_use_model(&p.model) {
                     return Err(Error::ForbiddenField {

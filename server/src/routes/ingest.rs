@@ -47,6 +47,14 @@ pub async fn key_principal(state: &AppState, headers: &HeaderMap) -> Result<KeyP
 
 /// Reads the body within the limits, undoes gzip, and checks UTF-8.
 async fn read_body(limits: BodyLimits, headers: &HeaderMap, body: Body) -> Result<String, ApiError> {
+    let raw = read_bytes(limits, headers, body).await?;
+    String::from_utf8(raw).map_err(|e| {
+        ApiError(Error::malformed("body", format!("the body is not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to())))
+    })
+}
+
+/// Reads the body within the limits and undoes gzip.
+pub async fn read_bytes(limits: BodyLimits, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
     let too_large = |what: &str, limit: usize| {
         ApiError(Error::TooLarge { field: "body".into(), message: format!("{what} is larger than the limit of {limit} bytes") })
     };
@@ -84,9 +92,7 @@ async fn read_body(limits: BodyLimits, headers: &HeaderMap, body: Body) -> Resul
             )));
         }
     };
-    String::from_utf8(raw).map_err(|e| {
-        ApiError(Error::malformed("body", format!("the body is not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to())))
-    })
+    Ok(raw)
 }
 
 /// NDJSON when declared (or when the body does not start with `[`), else a JSON array.

@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod health;
 pub mod ingest;
+pub mod otlp;
 pub mod logs;
 mod middleware;
 
