@@ -151,3 +151,46 @@ pub async fn set_model_capture(name: String, capture: Option<String>) -> Result<
     let (engine, p) = caller().await?;
     Ok(engine.set_model_capture(&p, &name, capture.is_some()).await?)
 }
+
+#[server(prefix = "/fn", endpoint = "list_scrape_targets")]
+pub async fn list_scrape_targets() -> Result<Vec<engine::types::ScrapeTarget>, AppError> {
+    let (engine, p) = caller().await?;
+    Ok(engine.list_scrape_targets(&p).await?)
+}
+
+/// Creates (id 0 or absent) or changes a scrape target from the target form. `keep` holds one
+/// series name or pattern per line (or separated by commas).
+#[server(prefix = "/fn", endpoint = "save_scrape_target")]
+pub async fn save_scrape_target(
+    id: Option<i64>,
+    model: String,
+    url: String,
+    interval_secs: i64,
+    preset: String,
+    keep: Option<String>,
+    enabled: Option<String>,
+) -> Result<engine::types::ScrapeTarget, AppError> {
+    let (engine, p) = caller().await?;
+    let keep = keep.unwrap_or_default().split(['\n', ',']).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let target = engine::types::ScrapeTarget {
+        id: id.unwrap_or(0),
+        model,
+        url,
+        interval_secs,
+        preset,
+        keep,
+        enabled: enabled.is_some(),
+        last_scrape_ms: None,
+        last_duration_ms: None,
+        last_error: None,
+        last_points: None,
+        last_success_ms: None,
+    };
+    Ok(engine.save_scrape_target(&p, target).await?)
+}
+
+#[server(prefix = "/fn", endpoint = "delete_scrape_target")]
+pub async fn delete_scrape_target(id: i64) -> Result<(), AppError> {
+    let (engine, p) = caller().await?;
+    Ok(engine.delete_scrape_target(&p, id).await?)
+}

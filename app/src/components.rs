@@ -31,6 +31,7 @@ pub fn Nav() -> impl IntoView {
                                     <a href="/admin/users">"Admin: users"</a>
                                     <a href="/admin/keys">"API keys"</a>
                                     <a href="/admin/ingest">"Ingest rules"</a>
+                                    <a href="/admin/scrape">"Scrape targets"</a>
                                 })}
                             </nav>
                             <div class="account">

@@ -98,6 +98,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/models") view=AdminModels ssr=SsrMode::Async/>
                     <Route path=path!("/admin/keys") view=AdminKeys ssr=SsrMode::Async/>
                     <Route path=path!("/admin/ingest") view=AdminIngest ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/scrape") view=AdminScrape ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

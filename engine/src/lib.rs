@@ -29,6 +29,8 @@ pub mod reads;
 #[cfg(feature = "server")]
 pub mod rbac;
 #[cfg(feature = "server")]
+pub mod scrape;
+#[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]
 pub mod telemetry;

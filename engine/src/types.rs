@@ -288,3 +288,122 @@ mod tests {
         assert_eq!(super::utc_minute_text(1_795_341_600_250), "2026-11-22 10:00 UTC");
     }
 }
+
+/// A model server's Prometheus endpoint that Modelwatch scrapes into a model's custom metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScrapeTarget {
+    pub id: i64,
+    pub model: String,
+    pub url: String,
+    pub interval_secs: i64,
+    /// `vllm`, `tgi`, `triton` or `custom`.
+    pub preset: String,
+    /// Series names to keep (`*` matches any run of characters); empty: the preset's list.
+    pub keep: Vec<String>,
+    pub enabled: bool,
+    /// The last scrape: when it ran, how long it took, what went wrong, how many points it stored.
+    pub last_scrape_ms: Option<i64>,
+    pub last_duration_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_points: Option<i64>,
+    pub last_success_ms: Option<i64>,
+}
+
+impl ScrapeTarget {
+    /// The series patterns in force: the target's own, else its preset's.
+    pub fn patterns(&self) -> Vec<String> {
+        if !self.keep.is_empty() {
+            return self.keep.clone();
+        }
+        scrape_preset(&self.preset).map(|p| p.keep.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
+    }
+}
+
+/// Series kept by default for a kind of model server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScrapePreset {
+    pub id: &'static str,
+    pub label: &'static str,
+    pub keep: &'static [&'static str],
+}
+
+/// Presets: latency, time to first token, queue length, KV-cache and GPU use, token counters.
+pub const SCRAPE_PRESETS: &[ScrapePreset] = &[
+    ScrapePreset {
+        id: "vllm",
+        label: "vLLM",
+        keep: &[
+            "vllm:e2e_request_latency_seconds",
+            "vllm:time_to_first_token_seconds",
+            "vllm:time_per_output_token_seconds",
+            "vllm:request_queue_time_seconds",
+            "vllm:num_requests_running",
+            "vllm:num_requests_waiting",
+            "vllm:gpu_cache_usage_perc",
+            "vllm:kv_cache_usage_perc",
+            "vllm:prompt_tokens_total",
+            "vllm:generation_tokens_total",
+            "vllm:request_success_total",
+            "vllm:num_preemptions_total",
+        ],
+    },
+    ScrapePreset {
+        id: "tgi",
+        label: "Hugging Face TGI",
+        keep: &[
+            "tgi_request_duration",
+            "tgi_request_queue_duration",
+            "tgi_request_mean_time_per_token_duration",
+            "tgi_queue_size",
+            "tgi_batch_current_size",
+            "tgi_request_count",
+            "tgi_request_success",
+            "tgi_request_failure",
+            "tgi_request_input_length",
+            "tgi_request_generated_tokens",
+        ],
+    },
+    ScrapePreset {
+        id: "triton",
+        label: "NVIDIA Triton",
+        keep: &[
+            "nv_inference_request_success",
+            "nv_inference_request_failure",
+            "nv_inference_count",
+            "nv_inference_request_duration_us",
+            "nv_inference_queue_duration_us",
+            "nv_inference_compute_infer_duration_us",
+            "nv_inference_first_response_histogram_ms",
+            "nv_inference_pending_request_count",
+            "nv_gpu_utilization",
+            "nv_gpu_memory_used_bytes",
+            "nv_gpu_memory_total_bytes",
+            "nv_gpu_power_usage",
+        ],
+    },
+    ScrapePreset { id: "custom", label: "Custom (list the series)", keep: &[] },
+];
+
+pub fn scrape_preset(id: &str) -> Option<&'static ScrapePreset> {
+    SCRAPE_PRESETS.iter().find(|p| p.id == id)
+}
+
+/// Whether a series name matches a keep pattern (`*` matches any run of characters).
+pub fn series_matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(at) => rest = &rest[at + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}

@@ -70,6 +70,10 @@ pub struct IngestArgs {
     /// of their model or service, or `drop` them.
     #[arg(long, env = "MODELWATCH_OTLP_PLAIN_SPANS", default_value = "keep", value_parser = ["keep", "drop"], global = true)]
     pub otlp_plain_spans: String,
+    /// Scrape the Prometheus endpoints listed under Admin → Scrape targets (`off` in all but one
+    /// process when several share a database).
+    #[arg(long, env = "MODELWATCH_SCRAPE", default_value = "on", value_parser = ["on", "off"], global = true)]
+    pub scrape: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

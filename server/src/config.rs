@@ -27,6 +27,8 @@ pub struct Config {
     pub max_decompressed_bytes: usize,
     /// `GET /metrics` without an API key.
     pub metrics_public: bool,
+    /// Run the scraper of Prometheus scrape targets in this process.
+    pub scrape: bool,
 }
 
 impl Config {
@@ -79,6 +81,7 @@ impl Config {
             max_body_bytes: i.max_body_bytes,
             max_decompressed_bytes: i.max_decompressed_bytes,
             metrics_public: i.metrics_public,
+            scrape: i.scrape == "on",
         })
     }
 }

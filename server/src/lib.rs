@@ -8,6 +8,7 @@ pub mod demo;
 pub mod keys;
 mod error;
 mod routes;
+pub mod scraper;
 pub mod startup;
 pub mod telemetry;
 pub mod users;

@@ -39,6 +39,7 @@ pub struct Application {
     router: Router,
     stop: tokio::sync::watch::Sender<bool>,
     pub engine: Engine,
+    scrape: bool,
 }
 
 impl Application {
@@ -73,7 +74,7 @@ impl Application {
         };
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let router = router(engine.clone(), addr, limits, stopping, config.metrics_public);
-        Ok(Application { listener, router, stop, engine })
+        Ok(Application { listener, router, stop, engine, scrape: config.scrape })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -84,6 +85,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, database = self.engine.backend(), "Modelwatch listening on http://{}", display_addr(addr));
+        let scraper = self.scrape.then(|| crate::scraper::spawn(self.engine.clone(), self.stop.subscribe()));
         let stop = self.stop;
         let shutdown = async move {
             shutdown.await;
@@ -92,6 +94,9 @@ impl Application {
         axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await?;
+        if let Some(s) = scraper {
+            let _ = s.await;
+        }
         // Requests still waiting for a commit were answered above; now flush anything queued.
         self.engine.shutdown().await;
         tracing::info!("stopped");

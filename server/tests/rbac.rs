@@ -115,6 +115,15 @@ both_backends!(matrix, |app: TestApp| async move {
             expect: [200, 403, 403, 403, 401],
         },
         Case { call: Call::Fn("delete_price", vec![("pattern", "absent".into())]), expect: [404, 403, 403, 403, 401] },
+        Case { call: Call::Fn("list_scrape_targets", vec![]), expect: [200, 403, 403, 403, 401] },
+        Case { call: Call::Fn("delete_scrape_target", vec![("id", "999999".into())]), expect: [404, 403, 403, 403, 401] },
+        Case {
+            call: Call::Fn(
+                "save_scrape_target",
+                vec![("id", "999999".into()), ("model", "m1".into()), ("url", "http://127.0.0.1:9/metrics".into()), ("interval_secs", "60".into()), ("preset", "vllm".into())],
+            ),
+            expect: [404, 403, 403, 403, 401],
+        },
         Case { call: Call::Fn("set_model_capture", vec![("name", "m1".into()), ("capture", "on".into())]), expect: [200, 403, 403, 403, 401] },
         Case { call: Call::Get("/api/v1/logs?model=m1"), expect: [200, 200, 200, 404, 401] },
         Case { call: Call::Get("/api/v1/logs?model=m2"), expect: [200, 404, 404, 404, 401] },

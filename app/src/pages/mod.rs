@@ -2,6 +2,7 @@
 
 mod account;
 mod admin_ingest;
+mod admin_scrape;
 mod admin_keys;
 mod admin_models;
 mod admin_users;
@@ -14,6 +15,7 @@ mod overview;
 
 pub use account::AccountPage;
 pub use admin_ingest::AdminIngest;
+pub use admin_scrape::AdminScrape;
 pub use admin_keys::AdminKeys;
 pub use admin_models::AdminModels;
 pub use admin_users::AdminUsers;

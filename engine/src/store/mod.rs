@@ -117,6 +117,14 @@ pub trait Store: Send + Sync + 'static {
     async fn update_rule(&self, rule: &IngestRule, now_ms: i64) -> Result<bool>;
     async fn delete_rule(&self, id: i64) -> Result<bool>;
 
+    async fn list_scrape_targets(&self) -> Result<Vec<crate::types::ScrapeTarget>>;
+    async fn create_scrape_target(&self, t: &crate::types::ScrapeTarget, model_id: i64, now_ms: i64) -> Result<i64>;
+    /// Changes the settings (not the last-scrape figures); false when there is no such target.
+    async fn update_scrape_target(&self, t: &crate::types::ScrapeTarget, model_id: i64) -> Result<bool>;
+    async fn delete_scrape_target(&self, id: i64) -> Result<bool>;
+    /// Records how a scrape went; `error` None is a success.
+    async fn record_scrape(&self, id: i64, at_ms: i64, duration_ms: i64, error: Option<&str>, points: i64) -> Result<()>;
+
     async fn list_prices(&self) -> Result<Vec<Price>>;
     async fn upsert_price(&self, price: &Price, now_ms: i64) -> Result<()>;
     async fn delete_price(&self, pattern: &str) -> Result<bool>;
@@ -313,6 +321,41 @@ impl ApiKeyRow {
 
 pub(crate) const API_KEY_SELECT: &str = "SELECT k.id, k.name, k.prefix, k.secret_hash, k.scopes, k.models, k.capture_payloads, \
      u.username AS created_by, k.created_at, k.last_used_at, k.revoked_at FROM api_keys k LEFT JOIN users u ON u.id = k.created_by";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ScrapeRow {
+    pub id: i64,
+    pub model: String,
+    pub url: String,
+    pub interval_secs: i64,
+    pub preset: String,
+    pub keep: String,
+    pub enabled: bool,
+    pub last_scrape_ms: Option<i64>,
+    pub last_duration_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_points: Option<i64>,
+    pub last_success_ms: Option<i64>,
+}
+
+impl ScrapeRow {
+    pub(crate) fn into_target(self) -> crate::types::ScrapeTarget {
+        crate::types::ScrapeTarget {
+            id: self.id,
+            model: self.model,
+            url: self.url,
+            interval_secs: self.interval_secs,
+            preset: self.preset,
+            keep: self.keep.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect(),
+            enabled: self.enabled,
+            last_scrape_ms: self.last_scrape_ms,
+            last_duration_ms: self.last_duration_ms,
+            last_error: self.last_error,
+            last_points: self.last_points,
+            last_success_ms: self.last_success_ms,
+        }
+    }
+}
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct RuleRow {
@@ -1235,6 +1278,72 @@ macro_rules! impl_common_store {
             async fn delete_rule(&self, id: i64) -> $crate::error::Result<bool> {
                 let r = sqlx::query("DELETE FROM ingest_rules WHERE id = $1").bind(id).execute(&self.pool).await?;
                 Ok(r.rows_affected() > 0)
+            }
+
+            async fn list_scrape_targets(&self) -> $crate::error::Result<Vec<$crate::types::ScrapeTarget>> {
+                Ok(sqlx::query_as::<_, $crate::store::ScrapeRow>(
+                    "SELECT t.id, m.name AS model, t.url, t.interval_secs, t.preset, t.keep, t.enabled, t.last_scrape_ms, \
+                     t.last_duration_ms, t.last_error, t.last_points, t.last_success_ms \
+                     FROM scrape_targets t JOIN models m ON m.id = t.model_id ORDER BY m.name, t.id",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map($crate::store::ScrapeRow::into_target)
+                .collect())
+            }
+
+            async fn create_scrape_target(&self, t: &$crate::types::ScrapeTarget, model_id: i64, now_ms: i64) -> $crate::error::Result<i64> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO scrape_targets (model_id, url, interval_secs, preset, keep, enabled, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(model_id)
+                .bind(&t.url)
+                .bind(t.interval_secs)
+                .bind(&t.preset)
+                .bind(t.keep.join("\n"))
+                .bind(t.enabled)
+                .bind(now_ms)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn update_scrape_target(&self, t: &$crate::types::ScrapeTarget, model_id: i64) -> $crate::error::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE scrape_targets SET model_id = $1, url = $2, interval_secs = $3, preset = $4, keep = $5, enabled = $6 \
+                     WHERE id = $7",
+                )
+                .bind(model_id)
+                .bind(&t.url)
+                .bind(t.interval_secs)
+                .bind(&t.preset)
+                .bind(t.keep.join("\n"))
+                .bind(t.enabled)
+                .bind(t.id)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn delete_scrape_target(&self, id: i64) -> $crate::error::Result<bool> {
+                let r = sqlx::query("DELETE FROM scrape_targets WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn record_scrape(&self, id: i64, at_ms: i64, duration_ms: i64, error: Option<&str>, points: i64) -> $crate::error::Result<()> {
+                sqlx::query(
+                    "UPDATE scrape_targets SET last_scrape_ms = $1, last_duration_ms = $2, last_error = $3, last_points = $4, \
+                     last_success_ms = CASE WHEN $3 IS NULL THEN $1 ELSE last_success_ms END WHERE id = $5",
+                )
+                .bind(at_ms)
+                .bind(duration_ms)
+                .bind(error)
+                .bind(points)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
             }
 
             async fn list_prices(&self) -> $crate::error::Result<Vec<$crate::types::Price>> {

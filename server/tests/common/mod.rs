@@ -70,6 +70,7 @@ async fn spawn_app_configured(dir: tempfile::TempDir, database_url: String, twea
         max_body_bytes: 16 * 1024 * 1024,
         max_decompressed_bytes: 64 * 1024 * 1024,
         metrics_public: false,
+        scrape: true,
     };
     tweak(&mut config);
     let app = Application::build(&config).await.expect("application starts");
