@@ -25,6 +25,7 @@
 //! Exit status: 0 after a run, 1 when nothing was acknowledged and errors occurred, 2 for bad
 //! options or when the server cannot be reached (or refuses the key) at start.
 
+mod otlp;
 mod pacer;
 mod records;
 mod report;
@@ -99,6 +100,22 @@ struct Args {
     /// Runtime worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// `native` sends log records to `POST /api/v1/logs`; `otlp` sends GenAI spans as OTLP/HTTP
+    /// protobuf to `POST /v1/traces` and measures until they are visible in queries.
+    #[arg(long, value_enum, default_value_t = Protocol::Native)]
+    protocol: Protocol,
+    /// OTLP: how many spans to send in all.
+    #[arg(long, default_value_t = 200_000)]
+    spans: u64,
+    /// OTLP: whose query API counts the visible spans (`phoenix` needs no --key).
+    #[arg(long, value_enum, default_value_t = otlp::Target::Modelwatch)]
+    target: otlp::Target,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Protocol {
+    Native,
+    Otlp,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -127,6 +144,10 @@ fn main() -> ExitCode {
         error_rate: args.error_rate,
         payload_bytes: args.payload_bytes,
     };
+
+    if args.protocol == Protocol::Otlp {
+        return run_otlp(&args, gen_cfg, seed);
+    }
 
     let key = match (&args.key, args.dry_run) {
         (Some(k), _) if !k.trim().is_empty() => k.trim().to_string(),
@@ -274,4 +295,43 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     })
+}
+
+/// `--protocol otlp`: see `otlp.rs`.
+fn run_otlp(args: &Args, gen_cfg: GenConfig, seed: u64) -> ExitCode {
+    let key = args.key.as_ref().map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
+    if key.is_none() && args.target == otlp::Target::Modelwatch {
+        return fail("an API key with the ingest and read scopes is required: pass --key or set MODELWATCH_API_KEY");
+    }
+    let run_id = format!("r{}", seed % 1_000_000);
+    let cfg = otlp::OtlpConfig {
+        url: args.url.trim().trim_end_matches('/').to_string(),
+        key,
+        target: args.target,
+        spans: args.spans.max(1),
+        batch: args.batch as usize,
+        connections: args.connections as usize,
+        run_id,
+        visible_timeout: Duration::from_secs(600),
+    };
+    let models: Vec<String> = MODELS[..args.models].iter().map(|m| m.name.to_string()).collect();
+    let mut generator = Generator::new(gen_cfg, seed);
+    let pool = otlp::build_pool(&mut generator, &cfg);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(t) = args.threads.filter(|&t| t > 0) {
+        rt.worker_threads(t);
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    eprintln!("sending {} GenAI spans to {}/v1/traces: batch {}, {} connections, run {}", cfg.spans, cfg.url, cfg.batch, cfg.connections, cfg.run_id);
+    let report = rt.block_on(otlp::run(cfg, pool, models));
+    if args.json {
+        println!("{}", serde_json::to_string(&report).expect("report serialises"));
+    } else {
+        print!("{}", report.text());
+    }
+    if report.spans_acked == 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
