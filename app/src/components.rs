@@ -26,6 +26,7 @@ pub fn Nav() -> impl IntoView {
                         Ok(Some(me)) => view! {
                             <nav class="mainnav">
                                 <a href="/">"Models"</a>
+                                <a href="/alerts">"Alerts"</a>
                                 {(me.role == Role::Admin).then(|| view! {
                                     <a href="/admin/models">"Admin: models"</a>
                                     <a href="/admin/users">"Admin: users"</a>

@@ -2,6 +2,7 @@
 //! the server functions in `api`, which authorise every call on the server.
 
 pub mod api;
+pub mod api_alerts;
 pub mod api_dashboards;
 pub mod api_ingest;
 pub mod api_logs;
@@ -99,6 +100,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/keys") view=AdminKeys ssr=SsrMode::Async/>
                     <Route path=path!("/admin/ingest") view=AdminIngest ssr=SsrMode::Async/>
                     <Route path=path!("/admin/scrape") view=AdminScrape ssr=SsrMode::Async/>
+                    <Route path=path!("/alerts") view=AlertsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/alerts/channels") view=ChannelsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/alerts/rules/new") view=RuleEditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/alerts/rules/:id") view=RuleEditPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

@@ -274,7 +274,12 @@ impl Engine {
         }
     }
 
-    /// The model dashboard: totals, the previous period, a KPI point per step, custom metrics.
+    /// KPI totals of a model over the minute buckets overlapping `[from, to)` (alerting).
+    pub(crate) async fn window_totals(&self, model_id: i64, from: i64, to: i64) -> Result<KpiTotals> {
+        let (from, to) = (floor_to(from, 60_000), ceil_to(to, 60_000));
+        Ok(self.model_totals(model_id, from, to, Resolution::Minute, true).await?.totals())
+    }
+
     /// Totals of a model over the rollup buckets that start in `[from, to)` (multiples of
     /// `finest`), read from the per-model tables with as few rows as possible.
     async fn model_totals(&self, model_id: i64, from: i64, to: i64, finest: Resolution, ttft: bool) -> Result<Sum> {

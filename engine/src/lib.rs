@@ -15,6 +15,8 @@ pub use error::{Error, Result};
 pub use types::*;
 
 #[cfg(feature = "server")]
+pub mod alerts;
+#[cfg(feature = "server")]
 pub mod auth;
 #[cfg(feature = "server")]
 pub mod dashboards;

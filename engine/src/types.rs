@@ -407,3 +407,223 @@ pub fn series_matches(pattern: &str, name: &str) -> bool {
     }
     true
 }
+
+// ----- alerting -----------------------------------------------------------------------------------
+
+/// What an alert rule watches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// The metric crosses a warning and/or critical threshold.
+    #[default]
+    Threshold,
+    /// The metric leaves a band around its seasonal baseline (same time of day or week).
+    Anomaly,
+    /// The model sends no logs for the window.
+    NoData,
+}
+
+/// The metrics a rule can watch. Custom metrics are `custom:<aggregation>:<name>`.
+pub const ALERT_METRICS: &[(&str, &str, &str)] = &[
+    ("error_rate", "Error rate", "%"),
+    ("request_rate", "Request rate", "req/s"),
+    ("requests", "Requests", ""),
+    ("errors", "Errors", ""),
+    ("latency_p50", "Latency p50", "ms"),
+    ("latency_p95", "Latency p95", "ms"),
+    ("latency_p99", "Latency p99", "ms"),
+    ("ttft_p50", "Time to first token p50", "ms"),
+    ("ttft_p95", "Time to first token p95", "ms"),
+    ("ttft_p99", "Time to first token p99", "ms"),
+    ("input_tokens", "Input tokens", ""),
+    ("output_tokens", "Output tokens", ""),
+    ("tokens", "Tokens (in + out)", ""),
+    ("cost_usd", "Cost", "USD"),
+    ("cache_hit_rate", "Cache-hit rate", "%"),
+];
+
+/// Aggregations of a custom metric over the window.
+pub const CUSTOM_AGGREGATIONS: &[&str] = &["avg", "min", "max", "sum", "count", "p50", "p95"];
+
+/// An alert rule, as the UI and the REST API show and edit it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    pub id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub runbook_url: String,
+    #[serde(default)]
+    pub labels: Vec<(String, String)>,
+    pub enabled: bool,
+    pub kind: AlertKind,
+    /// Model names; one ending in `*` matches by prefix (`*` alone: every model). Each model
+    /// is tracked separately.
+    pub models: Vec<String>,
+    /// One of `ALERT_METRICS`, or `custom:<aggregation>:<name>`.
+    pub metric: String,
+    /// The metric is computed over the last `window_secs` (no-data: how long without logs).
+    pub window_secs: i64,
+    /// `>`, `>=`, `<` or `<=` (threshold rules).
+    pub comparison: String,
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    /// How long the condition must hold before the alert fires.
+    pub for_secs: i64,
+    /// Below this many requests in the window the metric is not judged (treated as no data).
+    pub min_requests: i64,
+    /// What no data (or too few requests) means: `ok`, `keep` (the current state) or `alert`.
+    pub no_data: String,
+    /// Anomaly rules: the band is the baseline median ± sensitivity × MAD (scaled to σ).
+    pub sensitivity: f64,
+    /// Anomaly rules: `day` (same time on the previous 7 days) or `week` (previous 4 weeks).
+    pub seasonality: String,
+    /// Channel ids notified on firing and resolving.
+    pub channels: Vec<i64>,
+    /// Re-notify a still-firing, unacknowledged alert this often; 0: never.
+    pub repeat_secs: i64,
+    #[serde(default)]
+    pub created_by: String,
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+impl Default for AlertRule {
+    fn default() -> Self {
+        AlertRule {
+            id: 0,
+            name: String::new(),
+            description: String::new(),
+            runbook_url: String::new(),
+            labels: Vec::new(),
+            enabled: true,
+            kind: AlertKind::Threshold,
+            models: Vec::new(),
+            metric: "error_rate".into(),
+            window_secs: 300,
+            comparison: ">".into(),
+            warning: None,
+            critical: None,
+            for_secs: 0,
+            min_requests: 0,
+            no_data: "ok".into(),
+            sensitivity: 3.0,
+            seasonality: "day".into(),
+            channels: Vec::new(),
+            repeat_secs: 4 * 3600,
+            created_by: String::new(),
+            updated_at: 0,
+        }
+    }
+}
+
+impl AlertRule {
+    /// Whether the rule covers a model name.
+    pub fn covers(&self, model: &str) -> bool {
+        self.models.iter().any(|m| match m.strip_suffix('*') {
+            Some(prefix) => model.starts_with(prefix),
+            None => m == model,
+        })
+    }
+
+    /// The metric's label and unit.
+    pub fn metric_label(&self) -> (String, String) {
+        if let Some(rest) = self.metric.strip_prefix("custom:") {
+            let (agg, name) = rest.split_once(':').unwrap_or(("avg", rest));
+            return (format!("{name} ({agg})"), String::new());
+        }
+        ALERT_METRICS
+            .iter()
+            .find(|(id, _, _)| *id == self.metric)
+            .map(|(_, l, u)| (l.to_string(), u.to_string()))
+            .unwrap_or_else(|| (self.metric.clone(), String::new()))
+    }
+}
+
+/// The state of one rule on one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertState {
+    pub rule_id: i64,
+    pub rule_name: String,
+    pub model: String,
+    /// `ok`, `pending` or `firing`.
+    pub state: String,
+    /// `warning` or `critical` (empty when ok).
+    pub severity: String,
+    /// Since when the state holds.
+    pub since_ms: i64,
+    pub value: Option<f64>,
+    pub last_eval_ms: i64,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<i64>,
+    /// A silence covers it now.
+    pub silenced: bool,
+}
+
+/// One entry of an alert's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    pub id: i64,
+    pub rule_id: i64,
+    pub rule_name: String,
+    pub model: String,
+    pub ts: i64,
+    /// `pending`, `firing`, `resolved`, `severity`, `acknowledged`, `silenced`.
+    pub kind: String,
+    pub severity: String,
+    pub value: Option<f64>,
+    pub detail: String,
+}
+
+/// Where notifications go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertChannel {
+    pub id: i64,
+    pub name: String,
+    /// `webhook`, `slack`, `pagerduty` or `email`.
+    pub kind: String,
+    /// Webhook, Slack or PagerDuty (Events API) URL.
+    #[serde(default)]
+    pub url: String,
+    /// Webhook signing secret (`whsec_…`) or PagerDuty routing key. Never sent to browsers.
+    #[serde(default)]
+    pub secret: String,
+    /// E-mail recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub created_at: i64,
+}
+
+/// A queued or sent notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertNotification {
+    pub id: i64,
+    pub channel_id: i64,
+    pub channel: String,
+    pub rule_id: Option<i64>,
+    /// `firing`, `resolved`, `repeat` or `test`.
+    pub event: String,
+    pub summary: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+    pub last_error: Option<String>,
+    pub created_ms: i64,
+    pub delivered_ms: Option<i64>,
+}
+
+/// A silence: no notifications for a rule and/or model until `ends_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertSilence {
+    pub id: i64,
+    pub rule_id: Option<i64>,
+    pub rule_name: Option<String>,
+    pub model: Option<String>,
+    pub starts_ms: i64,
+    pub ends_ms: i64,
+    pub comment: String,
+    pub created_by: String,
+}

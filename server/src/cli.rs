@@ -74,6 +74,19 @@ pub struct IngestArgs {
     /// process when several share a database).
     #[arg(long, env = "MODELWATCH_SCRAPE", default_value = "on", value_parser = ["on", "off"], global = true)]
     pub scrape: String,
+    /// How often alert rules are evaluated, in seconds.
+    #[arg(long, env = "MODELWATCH_ALERT_INTERVAL_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub alert_interval_secs: u64,
+    /// The address users reach Modelwatch at, for links in notifications (default: http://<listen>).
+    #[arg(long, env = "MODELWATCH_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// SMTP server for e-mail channels: smtp://user:pass@host:587 (STARTTLS), smtps://… (TLS),
+    /// or smtp://host:25?tls=none… see docs/alerts.md.
+    #[arg(long, env = "MODELWATCH_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of alert e-mails.
+    #[arg(long, env = "MODELWATCH_SMTP_FROM", default_value = "Modelwatch <modelwatch@localhost>", global = true)]
+    pub smtp_from: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -29,6 +29,8 @@ pub struct Config {
     pub metrics_public: bool,
     /// Run the scraper of Prometheus scrape targets in this process.
     pub scrape: bool,
+    /// Alert evaluation and delivery.
+    pub alerts: crate::alerting::AlertSettings,
 }
 
 impl Config {
@@ -82,6 +84,16 @@ impl Config {
             max_decompressed_bytes: i.max_decompressed_bytes,
             metrics_public: i.metrics_public,
             scrape: i.scrape == "on",
+            alerts: crate::alerting::AlertSettings {
+                interval: std::time::Duration::from_secs(i.alert_interval_secs),
+                public_url: match &i.public_url {
+                    Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_string(),
+                    Some(_) => bail!("MODELWATCH_PUBLIC_URL / --public-url must start with http:// or https://"),
+                    None => format!("http://{}", args.listen.to_string().replace("0.0.0.0", "127.0.0.1")),
+                },
+                smtp_url: i.smtp_url.clone().filter(|u| !u.is_empty()),
+                smtp_from: i.smtp_from.clone(),
+            },
         })
     }
 }

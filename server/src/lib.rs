@@ -1,6 +1,7 @@
 //! The Modelwatch server: configuration, startup, the HTTP routes and the CLI commands.
 //! A library so integration tests can start the real application on port 0.
 
+pub mod alerting;
 mod assets;
 pub mod cli;
 pub mod config;

@@ -40,6 +40,7 @@ pub struct Application {
     stop: tokio::sync::watch::Sender<bool>,
     pub engine: Engine,
     scrape: bool,
+    alerts: crate::alerting::AlertSettings,
 }
 
 impl Application {
@@ -74,7 +75,7 @@ impl Application {
         };
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let router = router(engine.clone(), addr, limits, stopping, config.metrics_public);
-        Ok(Application { listener, router, stop, engine, scrape: config.scrape })
+        Ok(Application { listener, router, stop, engine, scrape: config.scrape, alerts: config.alerts.clone() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -86,6 +87,7 @@ impl Application {
         let addr = self.local_addr();
         tracing::info!(%addr, database = self.engine.backend(), "Modelwatch listening on http://{}", display_addr(addr));
         let scraper = self.scrape.then(|| crate::scraper::spawn(self.engine.clone(), self.stop.subscribe()));
+        let alerting = crate::alerting::spawn(self.engine.clone(), self.alerts.clone(), self.stop.subscribe());
         let stop = self.stop;
         let shutdown = async move {
             shutdown.await;
@@ -97,6 +99,7 @@ impl Application {
         if let Some(s) = scraper {
             let _ = s.await;
         }
+        let _ = alerting.await;
         // Requests still waiting for a commit were answered above; now flush anything queued.
         self.engine.shutdown().await;
         tracing::info!("stopped");

@@ -2,6 +2,7 @@
 
 mod account;
 mod admin_ingest;
+mod alerts;
 mod admin_scrape;
 mod admin_keys;
 mod admin_models;
@@ -15,6 +16,7 @@ mod overview;
 
 pub use account::AccountPage;
 pub use admin_ingest::AdminIngest;
+pub use alerts::{AlertsPage, ChannelsPage, RuleEditPage};
 pub use admin_scrape::AdminScrape;
 pub use admin_keys::AdminKeys;
 pub use admin_models::AdminModels;

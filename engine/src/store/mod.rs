@@ -5,6 +5,7 @@
 //! wherever the dialects agree; the shared statements are written once in
 //! `impl_common_store!` so the two implementations cannot drift apart.
 
+pub mod alerts;
 pub mod filter;
 mod postgres;
 mod sqlite;
@@ -52,6 +53,8 @@ pub struct NewModel<'a> {
 pub trait Store: Send + Sync + 'static {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
+    /// Alerting's tables (`alerts::AlertStore`).
+    fn alerts(&self) -> &dyn alerts::AlertStore;
     /// Database reachable and every embedded migration applied.
     async fn ready(&self) -> Result<()>;
 
@@ -807,6 +810,10 @@ macro_rules! impl_common_store {
     ($store:ty, $backend:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
+            fn alerts(&self) -> &dyn $crate::store::alerts::AlertStore {
+                self
+            }
+
             fn backend(&self) -> &'static str {
                 $backend
             }

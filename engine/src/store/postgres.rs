@@ -34,6 +34,7 @@ impl PostgresStore {
     }
 }
 
+super::alerts::impl_alert_store!(PostgresStore);
 super::impl_common_store!(PostgresStore, "postgres");
 
 impl PostgresStore {

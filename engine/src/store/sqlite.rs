@@ -41,6 +41,7 @@ impl SqliteStore {
     }
 }
 
+super::alerts::impl_alert_store!(SqliteStore);
 super::impl_common_store!(SqliteStore, "sqlite");
 
 // ----- the write path ------------------------------------------------------------------------------

@@ -71,6 +71,13 @@ async fn spawn_app_configured(dir: tempfile::TempDir, database_url: String, twea
         max_decompressed_bytes: 64 * 1024 * 1024,
         metrics_public: false,
         scrape: true,
+        alerts: modelwatch::alerting::AlertSettings {
+            // Off unless a test turns it on: most tests drive evaluation at chosen times.
+            interval: std::time::Duration::ZERO,
+            public_url: "http://modelwatch.test".into(),
+            smtp_url: None,
+            smtp_from: "Modelwatch <alerts@modelwatch.test>".into(),
+        },
     };
     tweak(&mut config);
     let app = Application::build(&config).await.expect("application starts");
