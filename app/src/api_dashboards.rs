@@ -42,6 +42,8 @@ pub struct Dashboard {
     pub tz: String,
     /// The range in words, in that zone.
     pub range_label: String,
+    /// Alerts firing on this model now, and whether one is critical.
+    pub firing: (i64, bool),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +53,8 @@ pub struct OverviewPage {
     pub sparklines: Vec<String>,
     pub tz: String,
     pub range_label: String,
+    /// Alerts firing now per model name: (count, any critical).
+    pub firing: std::collections::BTreeMap<String, (i64, bool)>,
 }
 
 #[server(prefix = "/fn", endpoint = "model_dashboard")]
@@ -65,7 +69,8 @@ pub async fn model_dashboard(name: String, #[server(default)] range: RangeParams
     let breakdown = engine.breakdown(caller, &name, &by, &range).await?;
     let tz = engine::dashboards::time_zone(Some(&tz_name))?;
     let charts = ssr::charts(&kpis, &tz, &tz_name);
-    Ok(Dashboard { range_label: ssr::range_label(&range, &tz, &tz_name), kpis, charts, breakdown, tz: tz_name })
+    let firing = engine.firing_counts(&p).await?.get(&name).copied().unwrap_or_default();
+    Ok(Dashboard { range_label: ssr::range_label(&range, &tz, &tz_name), kpis, charts, breakdown, tz: tz_name, firing })
 }
 
 #[server(prefix = "/fn", endpoint = "load_overview")]
@@ -75,7 +80,8 @@ pub async fn load_overview(#[server(default)] range: RangeParams) -> Result<Over
     let overview = engine.overview(engine::reads::Caller::User(&p), &range).await?;
     let tz = engine::dashboards::time_zone(Some(&tz_name))?;
     let sparklines = overview.rows.iter().map(|r| crate::charts::sparkline(&r.sparkline)).collect();
-    Ok(OverviewPage { range_label: ssr::range_label(&range, &tz, &tz_name), overview, sparklines, tz: tz_name })
+    let firing = engine.firing_counts(&p).await?.into_iter().collect();
+    Ok(OverviewPage { range_label: ssr::range_label(&range, &tz, &tz_name), overview, sparklines, tz: tz_name, firing })
 }
 
 /// Admins choose which metadata keys are rolled up for a model's breakdowns (comma-separated).

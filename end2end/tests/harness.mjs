@@ -8,7 +8,7 @@ import { chromium } from 'playwright-core';
 
 export const ADMIN_PASSWORD = 'e2e-admin-password';
 
-export async function startServer({ args = ['serve'] } = {}) {
+export async function startServer({ args = ['serve'], env = {} } = {}) {
   const bin = process.env.MODELWATCH_BIN;
   if (!bin) throw new Error('MODELWATCH_BIN must point at the modelwatch binary (./dev.sh test sets it)');
   const dataDir = mkdtempSync(join(tmpdir(), 'modelwatch-e2e-'));
@@ -19,6 +19,7 @@ export async function startServer({ args = ['serve'] } = {}) {
       MODELWATCH_LISTEN: '127.0.0.1:0',
       MODELWATCH_ADMIN_PASSWORD: ADMIN_PASSWORD,
       RUST_LOG: 'warn,modelwatch=info',
+      ...env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -391,6 +391,20 @@ fn is_silenced(silences: &[AlertSilence], rule_id: i64, model: &str, now: i64) -
 }
 
 impl Engine {
+    /// A `read` API key as a viewer of the models it may use (the REST read routes of alerting).
+    pub async fn key_viewer(&self, key: &crate::ingest::KeyPrincipal) -> Result<Principal> {
+        key.require(crate::types::Scope::Read)?;
+        let grants: Vec<crate::types::Grant> = self
+            .store()
+            .list_models()
+            .await?
+            .into_iter()
+            .filter(|m| key.may_use_model(&m.name))
+            .map(|m| crate::types::Grant { model_id: m.id, model: m.name, view_payloads: false })
+            .collect();
+        Ok(Principal::user(0, format!("key:{}", key.name), crate::types::Role::Viewer, &grants))
+    }
+
     // ----- rules -------------------------------------------------------------------------------
 
     /// May `p` edit a rule covering these model patterns? Admins always; editors only when
@@ -709,9 +723,14 @@ impl Engine {
 
     /// Records a delivery attempt's outcome; failures are retried with backoff for a day.
     pub async fn record_delivery(&self, n: &DueNotification, outcome: std::result::Result<(), String>, now: i64) -> Result<()> {
+        let t = self.ingest().telemetry();
         match outcome {
-            Ok(()) => self.store().alerts().notification_delivered(n.id, now).await,
+            Ok(()) => {
+                t.notifications_delivered.inc();
+                self.store().alerts().notification_delivered(n.id, now).await
+            }
             Err(e) => {
+                t.notification_failures.inc();
                 let next = now + retry_delay_ms(n.attempts);
                 let next = (next - n.created_ms <= DELIVERY_GIVE_UP_MS).then_some(next);
                 self.store().alerts().notification_failed(n.id, &e, next).await
@@ -810,6 +829,7 @@ impl Engine {
         let states: HashMap<(i64, i64), StateRow> = a.alert_states().await?.into_iter().map(|s| ((s.rule_id, s.model_id), s)).collect();
         let channels = a.list_channels().await?;
         let mut queued = 0;
+        let mut firing_now = 0i64;
         for rule in rules.iter().filter(|r| r.enabled) {
             let mut firing: Vec<NotifiedAlert> = Vec::new();
             let mut resolved: Vec<NotifiedAlert> = Vec::new();
@@ -885,6 +905,7 @@ impl Engine {
                         row.last_notified_ms = Some(now);
                     }
                 }
+                firing_now += i64::from(row.state == "firing");
                 a.upsert_alert_state(&row).await?;
             }
             // Models no longer covered (rule changed, model gone) drop their state.
@@ -910,6 +931,9 @@ impl Engine {
                 }
             }
         }
+        let t = self.ingest().telemetry();
+        t.alert_evaluations.inc();
+        t.alerts_firing.set(firing_now);
         Ok(queued)
     }
 

@@ -30,6 +30,11 @@ pub struct IngestMetrics {
     latency: Family<ModelLabel, Histogram, fn() -> Histogram>,
     pub accepted: Counter,
     pub rejected: Counter,
+    /// Alerting: evaluation cycles, alerts firing after the last one, delivery outcomes.
+    pub alert_evaluations: Counter,
+    pub alerts_firing: prometheus_client::metrics::gauge::Gauge,
+    pub notifications_delivered: Counter,
+    pub notification_failures: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -48,6 +53,10 @@ impl Default for IngestMetrics {
             latency: Family::new_with_constructor(latency_histogram),
             accepted: Counter::default(),
             rejected: Counter::default(),
+            alert_evaluations: Counter::default(),
+            alerts_firing: Default::default(),
+            notifications_delivered: Counter::default(),
+            notification_failures: Counter::default(),
         }
     }
 }
@@ -98,6 +107,10 @@ impl IngestMetrics {
         r.register("model_output_tokens", "Output tokens per model", self.output_tokens.clone());
         r.register("model_cost_usd", "Cost in US dollars per model", self.cost.clone());
         r.register_with_unit("model_latency", "Request latency per model", Unit::Seconds, self.latency.clone());
+        r.register("alert_evaluations", "Alert evaluation cycles run by this process", self.alert_evaluations.clone());
+        r.register("alerts_firing", "Rule × model alerts firing after the last evaluation", self.alerts_firing.clone());
+        r.register("notifications_delivered", "Notifications delivered", self.notifications_delivered.clone());
+        r.register("notification_failures", "Failed notification delivery attempts (each retried)", self.notification_failures.clone());
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);
         out

@@ -149,6 +149,13 @@ fn router(
         .route("/api/v1/logs/tail", get(routes::logs::tail))
         .route("/api/v1/logs/{id}", get(routes::logs::detail))
         .route("/api/v1/metrics", post(routes::ingest::post_metrics).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/api/v1/alerts", get(routes::alerts::states))
+        .route("/api/v1/alerts/rules", get(routes::alerts::list_rules).post(routes::alerts::create_rule))
+        .route(
+            "/api/v1/alerts/rules/{id}",
+            get(routes::alerts::get_rule).put(routes::alerts::update_rule).delete(routes::alerts::delete_rule),
+        )
+        .route("/api/v1/alerts/history", get(routes::alerts::history))
         .route("/v1/traces", post(routes::otlp::traces).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/v1/logs", post(routes::otlp::logs).layer(axum::extract::DefaultBodyLimit::disable()))
         .route("/v1/metrics", post(routes::otlp::metrics).layer(axum::extract::DefaultBodyLimit::disable()))

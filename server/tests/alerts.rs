@@ -269,6 +269,13 @@ async fn delivery_survives_a_down_receiver_and_a_restart_silence_and_ack() {
     let n = &app.engine.list_notifications(&op, 10).await.unwrap()[0];
     assert_eq!((n.status.as_str(), n.attempts), ("delivered", 2));
     assert!(n.delivered_ms.is_some());
+    // The first engine's own series: one evaluation, one alert firing, one failed attempt (the
+    // delivery itself was the restarted engine's).
+    let reader = app.api_key(&[Scope::Read], &[]).await;
+    let text = reqwest::Client::new().get(app.url("/metrics")).bearer_auth(&reader).send().await.unwrap().text().await.unwrap();
+    for line in ["modelwatch_alert_evaluations_total 1", "modelwatch_alerts_firing 1", "modelwatch_notification_failures_total 1", "modelwatch_notifications_delivered_total 0"] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
 
     // Acknowledged: recorded, and no repeat notifications.
     app.engine.acknowledge_alert(&op, r.id, "chat").await.unwrap();
@@ -355,6 +362,33 @@ both_backends!(rbac_on_rules_silences_and_channels, |app: TestApp| async move {
     assert!(r.text().await.unwrap().contains("window_secs"));
     // Anonymous: 401.
     assert_eq!(call(reqwest::Client::new(), "alert_states", vec![]).await, 401);
+
+    // REST: a read key lists the rules of its models; changes need a signed-in user.
+    let key = app.api_key(&[Scope::Read], &["m2"]).await;
+    let r = reqwest::Client::new().get(app.url("/api/v1/alerts/rules")).bearer_auth(&key).send().await.unwrap();
+    let list: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["models"][0], "m2");
+    let body = json!({"id": 0, "name": "rest rule", "enabled": true, "kind": "threshold", "models": ["m1"], "metric": "latency_p95",
+        "window_secs": 600, "comparison": ">", "warning": 800.0, "critical": 2000.0, "for_secs": 120, "min_requests": 20, "no_data": "keep",
+        "sensitivity": 3.0, "seasonality": "day", "channels": [], "repeat_secs": 3600});
+    let r = reqwest::Client::new().post(app.url("/api/v1/alerts/rules")).bearer_auth(&key).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = editor.post(app.url("/api/v1/alerts/rules")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!((created["name"].as_str(), created["created_by"].as_str()), (Some("rest rule"), Some("ed")));
+    let id = created["id"].as_i64().unwrap();
+    let mut changed = body.clone();
+    changed["critical"] = json!(2500.0);
+    let r = editor.put(app.url(&format!("/api/v1/alerts/rules/{id}"))).json(&changed).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let got: Value = admin.get(app.url(&format!("/api/v1/alerts/rules/{id}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["critical"], 2500.0);
+    let r = editor.post(app.url("/api/v1/alerts/rules")).header("content-type", "application/json").body("{\"name\": 5}").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(viewer.delete(app.url(&format!("/api/v1/alerts/rules/{id}"))).send().await.unwrap().status(), 403);
+    assert_eq!(editor.delete(app.url(&format!("/api/v1/alerts/rules/{id}"))).send().await.unwrap().status(), 204);
 });
 
 /// The Python interpreter of the test virtualenv (aiosmtpd is installed there).

@@ -70,7 +70,11 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
         <Title text=format!("{} · Modelwatch", k.display_name)/>
         <div class="page-head">
             <div>
-                <h1 data-testid="model-title">{k.display_name.clone()}</h1>
+                <h1 data-testid="model-title">{k.display_name.clone()}
+                    {(d.firing.0 > 0).then(|| view! {
+                        " "<a class=if d.firing.1 { "badge bad" } else { "badge warn" } href="/alerts" data-testid="firing-badge">{format!("{} alert(s) firing", d.firing.0)}</a>
+                    })}
+                </h1>
                 <code>{k.model.clone()}</code>
             </div>
             <a class="button-link" href=logs_link(&k.model, k.from, k.to, &[])>"Logs"</a>

@@ -133,6 +133,9 @@ fn ModelTable(page: OverviewPage) -> impl IntoView {
                                 <tr data-model=r.model.name.clone()>
                                     <td>
                                         <a href=href>{r.model.display_name.clone()}</a>
+                                        {page.firing.get(&r.model.name).map(|(n, critical)| view! {
+                                            <a class=if *critical { "badge bad" } else { "badge warn" } href="/alerts" data-testid="firing-badge">{format!("{n} firing")}</a>
+                                        })}
                                         <div class="tags">
                                             {r.environments.iter().map(|e| view! { <span class="chip">{e.clone()}</span> }).collect_view()}
                                             {r.providers.iter().map(|e| view! { <span class="chip">{e.clone()}</span> }).collect_view()}

@@ -316,6 +316,11 @@ impl Ingest {
         Ok((self.metric_points(key, items).await?, points))
     }
 
+    /// Modelwatch's own series (`GET /metrics`).
+    pub fn telemetry(&self) -> &crate::telemetry::IngestMetrics {
+        &self.metrics
+    }
+
     /// The tracker that turns cumulative totals into increases (shared by OTLP and scraping).
     pub fn deltas(&self) -> &cumulative::DeltaTracker {
         &self.deltas

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod health;
+pub mod alerts;
 pub mod ingest;
 pub mod otlp;
 pub mod logs;
