@@ -490,3 +490,97 @@ async fn end_to_end_webhook_and_email_fire_once_and_resolve_once() {
     assert_eq!(s.state, "ok");
     let _ = smtp.kill().await;
 }
+
+/// A receiver for Slack and PagerDuty posts (path → bodies).
+async fn multi_receiver() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+    let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/{kind}",
+        axum::routing::post(move |axum::extract::Path(kind): axum::extract::Path<String>, body: String| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push((kind, serde_json::from_str(&body).unwrap()));
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, got)
+}
+
+both_backends!(slack_pagerduty_grouping_repeat_and_lease, |app: TestApp| async move {
+    let op = Principal::operator();
+    let key = app.api_key(&[Scope::Ingest], &[]).await;
+    let (base, got) = multi_receiver().await;
+    let slack = channel(&app, "slack", "slack", &format!("{base}/slack")).await;
+    let pd = app
+        .engine
+        .create_channel(&op, AlertChannel { id: 0, name: "pd".into(), kind: "pagerduty".into(), url: format!("{base}/pd"), secret: "R0UTINGKEY".into(), to: vec![], created_at: 0 })
+        .await
+        .unwrap();
+    let t0 = t0();
+    // Two models breach together under one rule on every model.
+    ingest(&app, &key, minutes("alpha", t0, 5, 10, 8)).await;
+    ingest(&app, &key, minutes("beta", t0, 5, 10, 9)).await;
+    let r = app
+        .engine
+        .save_alert_rule(&op, AlertRule { critical: Some(50.0), channels: vec![slack.id, pd.id], repeat_secs: 600, ..rule("all models", &["*"]) })
+        .await
+        .unwrap();
+    // One Slack message for both models; PagerDuty one event per model.
+    assert_eq!(app.engine.evaluate_alerts(t0 + 5 * MIN).await.unwrap(), 3);
+    let settings = modelwatch::alerting::AlertSettings { interval: Duration::ZERO, public_url: "https://mw.example".into(), smtp_url: None, smtp_from: "m <a@b.c>".into() };
+    let client = reqwest::Client::new();
+    modelwatch::alerting::dispatch(&app.engine, &client, &settings).await;
+    let sent = got.lock().unwrap().clone();
+    let slack_msgs: Vec<&Value> = sent.iter().filter(|(k, _)| k == "slack").map(|(_, v)| v).collect();
+    assert_eq!(slack_msgs.len(), 1);
+    let text = slack_msgs[0]["text"].as_str().unwrap();
+    assert!(text.starts_with("*[CRITICAL] all models on alpha, beta"), "{text}");
+    assert!(text.contains("https://mw.example/models/alpha") && text.contains("https://mw.example/models/beta"), "{text}");
+    let mut pd_events: Vec<&Value> = sent.iter().filter(|(k, _)| k == "pd").map(|(_, v)| v).collect();
+    pd_events.sort_by_key(|v| v["payload"]["source"].as_str().unwrap().to_string());
+    assert_eq!(pd_events.len(), 2);
+    assert_eq!(pd_events[0]["routing_key"], "R0UTINGKEY");
+    assert_eq!(pd_events[0]["event_action"], "trigger");
+    assert_eq!(pd_events[0]["payload"]["severity"], "critical");
+    assert_eq!(pd_events[0]["dedup_key"], format!("modelwatch-rule-{}-alpha", r.id));
+    assert_eq!(pd_events[1]["dedup_key"], format!("modelwatch-rule-{}-beta", r.id));
+
+    // Still firing, not acknowledged: repeated after the repeat interval, not before.
+    ingest(&app, &key, minutes("alpha", t0 + 5 * MIN, 10, 10, 8)).await;
+    ingest(&app, &key, minutes("beta", t0 + 5 * MIN, 10, 10, 9)).await;
+    assert_eq!(app.engine.evaluate_alerts(t0 + 9 * MIN).await.unwrap(), 0);
+    assert_eq!(app.engine.evaluate_alerts(t0 + 15 * MIN).await.unwrap(), 3);
+    let n = app.engine.list_notifications(&op, 3).await.unwrap();
+    assert!(n.iter().all(|x| x.event == "repeat"), "{n:?}");
+
+    // Resolved: PagerDuty resolves each with the same dedup key.
+    got.lock().unwrap().clear();
+    ingest(&app, &key, minutes("alpha", t0 + 15 * MIN, 5, 10, 0)).await;
+    ingest(&app, &key, minutes("beta", t0 + 15 * MIN, 5, 10, 0)).await;
+    modelwatch::alerting::dispatch(&app.engine, &client, &settings).await;
+    got.lock().unwrap().clear();
+    assert_eq!(app.engine.evaluate_alerts(t0 + 20 * MIN).await.unwrap(), 3);
+    modelwatch::alerting::dispatch(&app.engine, &client, &settings).await;
+    let sent = got.lock().unwrap().clone();
+    let resolves: Vec<&Value> = sent.iter().filter(|(k, _)| k == "pd").map(|(_, v)| v).collect();
+    assert_eq!(resolves.len(), 2);
+    assert!(resolves.iter().all(|v| v["event_action"] == "resolve"));
+    assert!(sent.iter().any(|(k, v)| k == "slack" && v["text"].as_str().unwrap().starts_with("*[RESOLVED] all models on alpha, beta")));
+
+    // Per-model history.
+    let h = app.engine.alert_history(&op, None, Some("beta"), 100).await.unwrap();
+    assert!(!h.is_empty() && h.iter().all(|e| e.model == "beta"));
+
+    // The evaluator lease: one holder at a time; another takes over once it expires.
+    let now = engine::now_ms();
+    assert!(app.engine.acquire_alert_lease("a", now, 30_000).await.unwrap());
+    assert!(!app.engine.acquire_alert_lease("b", now + 1_000, 30_000).await.unwrap());
+    assert!(app.engine.acquire_alert_lease("a", now + 2_000, 30_000).await.unwrap(), "the holder renews");
+    assert!(app.engine.acquire_alert_lease("b", now + 40_000, 30_000).await.unwrap(), "expired: taken over");
+    assert!(!app.engine.acquire_alert_lease("a", now + 41_000, 30_000).await.unwrap());
+});

@@ -61,7 +61,10 @@ pub fn AlertsPage() -> impl IntoView {
     let states = Resource::new(move || (ack.version().get(), silence.version().get(), unsilence.version().get()), |_| alert_states());
     let rules = Resource::new(|| (), |_| list_alert_rules());
     let silences = Resource::new(move || (silence.version().get(), unsilence.version().get()), |_| list_silences());
-    let history = Resource::new(move || ack.version().get(), |_| alert_history(None, None));
+    // `?model=` narrows the history to one model (the dashboards' badges link here).
+    let query = leptos_router::hooks::use_query_map();
+    let model_filter = move || query.read().get("model").filter(|m| !m.is_empty());
+    let history = Resource::new(move || (ack.version().get(), model_filter()), |(_, m)| alert_history(None, m));
     let notifications = Resource::new(|| (), |_| list_notifications());
     let me = use_me();
     view! {
@@ -162,7 +165,7 @@ pub fn AlertsPage() -> impl IntoView {
             })}
         </Transition>
 
-        <h2>"History"</h2>
+        <h2>"History" {move || model_filter().map(|m| format!(" of {m}"))}</h2>
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
                 match history.await {

@@ -72,7 +72,7 @@ fn DashboardView(d: Dashboard) -> impl IntoView {
             <div>
                 <h1 data-testid="model-title">{k.display_name.clone()}
                     {(d.firing.0 > 0).then(|| view! {
-                        " "<a class=if d.firing.1 { "badge bad" } else { "badge warn" } href="/alerts" data-testid="firing-badge">{format!("{} alert(s) firing", d.firing.0)}</a>
+                        " "<a class=if d.firing.1 { "badge bad" } else { "badge warn" } href=format!("/alerts?model={}", crate::components::urlencode(&k.model)) data-testid="firing-badge">{format!("{} alert(s) firing", d.firing.0)}</a>
                     })}
                 </h1>
                 <code>{k.model.clone()}</code>
