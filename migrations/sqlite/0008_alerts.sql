@@ -60,6 +60,7 @@ CREATE TABLE alert_notifications (
     delivered_ms    INTEGER
 );
 CREATE INDEX alert_notifications_due ON alert_notifications (status, next_attempt_ms);
+CREATE INDEX alert_notifications_channel ON alert_notifications (channel_id, status, id);
 
 CREATE TABLE alert_silences (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -114,8 +114,19 @@ pub async fn dispatch_at(engine: &Engine, client: &reqwest::Client, settings: &A
             return;
         }
     };
+    // After a failure, the channel's later notifications wait (they keep their order).
+    let mut failed_channels = std::collections::HashSet::new();
     for (n, channel, msg) in due {
+        if failed_channels.contains(&channel.id) {
+            if let Err(e) = engine.release_notification(&n, now).await {
+                tracing::warn!(notification = n.id, error = %e, "cannot release a notification");
+            }
+            continue;
+        }
         let outcome = deliver(client, settings, &n, &channel, &msg).await;
+        if outcome.is_err() {
+            failed_channels.insert(channel.id);
+        }
         if let Err(e) = &outcome {
             tracing::warn!(notification = n.id, channel = %channel.name, error = %e, "notification not delivered");
         }
@@ -175,7 +186,8 @@ async fn deliver(client: &reqwest::Client, settings: &AlertSettings, n: &DueNoti
                 Err(format!("HTTP {status} {text}").trim().to_string())
             }
             Err(e) if e.is_timeout() => Err("no answer within 10 s".into()),
-            Err(e) => Err(format!("cannot connect: {e}")),
+            // Without the URL: a Slack webhook URL is a credential, and errors are shown.
+            Err(e) => Err(format!("cannot connect: {}", e.without_url())),
         }
     };
     match c.kind.as_str() {

@@ -584,3 +584,69 @@ both_backends!(slack_pagerduty_grouping_repeat_and_lease, |app: TestApp| async m
     assert!(app.engine.acquire_alert_lease("b", now + 40_000, 30_000).await.unwrap(), "expired: taken over");
     assert!(!app.engine.acquire_alert_lease("a", now + 41_000, 30_000).await.unwrap());
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolves_after_silences_and_disabling_acks_survive_escalation_clears() {
+    let app = common::spawn_app(common::Backend::Sqlite).await.unwrap();
+    let op = Principal::operator();
+    let key = app.api_key(&[Scope::Ingest], &[]).await;
+    let hook = channel(&app, "hook", "webhook", "http://127.0.0.1:9/hook").await;
+    let bad = AlertChannel { secret: "whsec_notbase64!".into(), ..hook.clone() };
+    assert_eq!(app.engine.create_channel(&op, AlertChannel { id: 0, name: "bad".into(), ..bad }).await.unwrap_err().field(), Some("secret"));
+    let events_of = |rule: i64| {
+        let app = &app;
+        async move {
+            let mut v: Vec<String> = app.engine.list_notifications(&Principal::operator(), 100).await.unwrap().into_iter().filter(|n| n.rule_id == Some(rule)).map(|n| n.event).collect();
+            v.reverse();
+            v
+        }
+    };
+    // Wall-clock data (silences run on the wall clock): 4 minutes of 60 % errors.
+    let now = (engine::now_ms() / MIN) * MIN;
+    ingest(&app, &key, minutes("m", now - 4 * MIN, 4, 10, 6)).await;
+    let r = app
+        .engine
+        .save_alert_rule(&op, AlertRule { warning: Some(50.0), critical: Some(70.0), channels: vec![hook.id], ..rule("errors", &["m"]) })
+        .await
+        .unwrap();
+    app.engine.evaluate_alerts(engine::now_ms()).await.unwrap();
+    assert_eq!(events_of(r.id).await, vec!["firing"]);
+    // Acknowledged, then evaluated again: the acknowledgement stays.
+    app.engine.acknowledge_alert(&op, r.id, "m").await.unwrap();
+    app.engine.evaluate_alerts(engine::now_ms()).await.unwrap();
+    assert_eq!(state(&app, r.id, "m").await.unwrap().acked_by.as_deref(), Some("operator"));
+    // Escalation to critical: announced, and the acknowledgement is cleared.
+    ingest(&app, &key, minutes("m", now - 4 * MIN, 4, 10, 10)).await;
+    app.engine.evaluate_alerts(engine::now_ms()).await.unwrap();
+    let s = state(&app, r.id, "m").await.unwrap();
+    assert_eq!((s.severity.as_str(), s.acked_by.as_deref()), ("critical", None));
+    assert_eq!(events_of(r.id).await, vec!["firing", "firing"]);
+    // Resolved while silenced: nothing then; the resolve goes out once the silence is gone.
+    let silence = app.engine.create_silence(&op, Some(r.id), None, 30, "deploy").await.unwrap();
+    ingest(&app, &key, minutes("m", now - 4 * MIN, 4, 500, 0)).await;
+    app.engine.evaluate_alerts(engine::now_ms()).await.unwrap();
+    assert_eq!(state(&app, r.id, "m").await.unwrap().state, "ok");
+    assert_eq!(events_of(r.id).await, vec!["firing", "firing"]);
+    app.engine.delete_silence(&op, silence).await.unwrap();
+    app.engine.evaluate_alerts(engine::now_ms()).await.unwrap();
+    assert_eq!(events_of(r.id).await, vec!["firing", "firing", "resolved"]);
+    app.engine.evaluate_alerts(engine::now_ms()).await.unwrap();
+    assert_eq!(events_of(r.id).await.len(), 3, "resolved once");
+
+    // Disabling a firing rule resolves what was announced and hides its state.
+    ingest(&app, &key, minutes("n", now - 4 * MIN, 4, 10, 9)).await;
+    let r2 = app.engine.save_alert_rule(&op, AlertRule { critical: Some(50.0), channels: vec![hook.id], ..rule("n errors", &["n"]) }).await.unwrap();
+    app.engine.evaluate_alerts(engine::now_ms()).await.unwrap();
+    assert_eq!(events_of(r2.id).await, vec!["firing"]);
+    app.engine.save_alert_rule(&op, AlertRule { enabled: false, ..r2.clone() }).await.unwrap();
+    app.engine.evaluate_alerts(engine::now_ms()).await.unwrap();
+    assert_eq!(events_of(r2.id).await, vec!["firing", "resolved"]);
+    assert!(state(&app, r2.id, "n").await.is_none());
+    // Deleting a firing rule resolves too.
+    let r3 = app.engine.save_alert_rule(&op, AlertRule { critical: Some(50.0), channels: vec![hook.id], ..rule("n again", &["n"]) }).await.unwrap();
+    app.engine.evaluate_alerts(engine::now_ms()).await.unwrap();
+    app.engine.delete_alert_rule(&op, r3.id).await.unwrap();
+    let n = app.engine.list_notifications(&op, 100).await.unwrap();
+    let last_two: Vec<&str> = n.iter().take(2).map(|x| x.event.as_str()).collect();
+    assert_eq!(last_two, vec!["resolved", "firing"], "{n:?}");
+}

@@ -158,7 +158,11 @@ pub trait AlertStore: Send + Sync {
     async fn delete_alert_rule(&self, id: i64) -> Result<bool>;
 
     async fn alert_states(&self) -> Result<Vec<StateRow>>;
+    /// Writes the evaluator's state. While firing, an acknowledgement made meanwhile is kept
+    /// (`acked_by` None) unless the evaluator clears it (`acked_by` Some("")).
     async fn upsert_alert_state(&self, s: &StateRow) -> Result<()>;
+    /// Acknowledges a firing alert; false when it is not firing.
+    async fn acknowledge_alert_state(&self, rule_id: i64, model_id: i64, by: &str, at_ms: i64) -> Result<bool>;
     async fn delete_alert_state(&self, rule_id: i64, model_id: i64) -> Result<()>;
     async fn insert_alert_event(&self, rule_id: i64, model_id: i64, ts: i64, kind: &str, severity: &str, value: Option<f64>, detail: &str) -> Result<()>;
     /// Newest first; `rule_id` / `model_id` narrow it.
@@ -169,8 +173,13 @@ pub trait AlertStore: Send + Sync {
     async fn delete_channel(&self, id: i64) -> Result<bool>;
 
     async fn enqueue_notification(&self, channel_id: i64, rule_id: Option<i64>, event: &str, message: &str, now_ms: i64) -> Result<i64>;
-    async fn due_notifications(&self, now_ms: i64, limit: i64) -> Result<Vec<DueNotification>>;
+    /// Claims up to `limit` due notifications, oldest first, for `hold_ms` (another dispatcher
+    /// skips them meanwhile; a crashed one's claims expire). A notification waiting for a retry
+    /// holds back the later ones of its channel, so a channel gets its notifications in order.
+    async fn due_notifications(&self, now_ms: i64, limit: i64, hold_ms: i64) -> Result<Vec<DueNotification>>;
     async fn notification_delivered(&self, id: i64, now_ms: i64) -> Result<()>;
+    /// Gives a claimed notification back unsent (an earlier one of its channel failed).
+    async fn release_notification(&self, id: i64, now_ms: i64) -> Result<()>;
     /// Records a failed attempt; `next_attempt_ms` None gives up (status `failed`).
     async fn notification_failed(&self, id: i64, error: &str, next_attempt_ms: Option<i64>) -> Result<()>;
     async fn list_notifications(&self, limit: i64) -> Result<Vec<AlertNotification>>;
@@ -245,7 +254,11 @@ macro_rules! impl_alert_store {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (rule_id, model_id) DO UPDATE SET state = excluded.state, severity = excluded.severity, \
                      since_ms = excluded.since_ms, value = excluded.value, last_eval_ms = excluded.last_eval_ms, \
-                     last_notified_ms = excluded.last_notified_ms, acked_by = excluded.acked_by, acked_at = excluded.acked_at",
+                     last_notified_ms = excluded.last_notified_ms, \
+                     acked_by = CASE WHEN excluded.state <> 'firing' OR excluded.acked_by = '' THEN NULL \
+                                ELSE COALESCE(excluded.acked_by, alert_states.acked_by) END, \
+                     acked_at = CASE WHEN excluded.state <> 'firing' OR excluded.acked_by = '' THEN NULL \
+                                ELSE COALESCE(excluded.acked_at, alert_states.acked_at) END",
                 )
                 .bind(s.rule_id)
                 .bind(s.model_id)
@@ -260,6 +273,19 @@ macro_rules! impl_alert_store {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn acknowledge_alert_state(&self, rule_id: i64, model_id: i64, by: &str, at_ms: i64) -> $crate::error::Result<bool> {
+                let r = sqlx::query(
+                    "UPDATE alert_states SET acked_by = $1, acked_at = $2 WHERE rule_id = $3 AND model_id = $4 AND state = 'firing'",
+                )
+                .bind(by)
+                .bind(at_ms)
+                .bind(rule_id)
+                .bind(model_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(r.rows_affected() > 0)
             }
 
             async fn delete_alert_state(&self, rule_id: i64, model_id: i64) -> $crate::error::Result<()> {
@@ -373,16 +399,46 @@ macro_rules! impl_alert_store {
                 .await?)
             }
 
-            async fn due_notifications(&self, now_ms: i64, limit: i64) -> $crate::error::Result<Vec<$crate::store::alerts::DueNotification>> {
-                Ok(sqlx::query_as(
-                    "SELECT n.id, n.channel_id, n.event, n.message, n.attempts, n.created_ms, c.kind, c.config \
-                     FROM alert_notifications n JOIN alert_channels c ON c.id = n.channel_id \
-                     WHERE n.status = 'pending' AND n.next_attempt_ms <= $1 ORDER BY n.next_attempt_ms, n.id LIMIT $2",
+            async fn due_notifications(
+                &self,
+                now_ms: i64,
+                limit: i64,
+                hold_ms: i64,
+            ) -> $crate::error::Result<Vec<$crate::store::alerts::DueNotification>> {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT n.id FROM alert_notifications n WHERE n.status IN ('pending', 'sending') AND n.next_attempt_ms <= $1 \
+                     AND NOT EXISTS (SELECT 1 FROM alert_notifications o WHERE o.channel_id = n.channel_id \
+                                     AND o.status IN ('pending', 'sending') AND o.id < n.id AND o.next_attempt_ms > $1) \
+                     ORDER BY n.id LIMIT $2",
                 )
                 .bind(now_ms)
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?)
+                .await?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let claimed = sqlx::query(
+                        "UPDATE alert_notifications SET status = 'sending', next_attempt_ms = $1 \
+                         WHERE id = $2 AND status IN ('pending', 'sending') AND next_attempt_ms <= $3",
+                    )
+                    .bind(now_ms + hold_ms)
+                    .bind(id)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                    if claimed.rows_affected() == 0 {
+                        continue;
+                    }
+                    let row: Option<$crate::store::alerts::DueNotification> = sqlx::query_as(
+                        "SELECT n.id, n.channel_id, n.event, n.message, n.attempts, n.created_ms, c.kind, c.config \
+                         FROM alert_notifications n JOIN alert_channels c ON c.id = n.channel_id WHERE n.id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    out.extend(row);
+                }
+                Ok(out)
             }
 
             async fn notification_delivered(&self, id: i64, now_ms: i64) -> $crate::error::Result<()> {
@@ -393,6 +449,15 @@ macro_rules! impl_alert_store {
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
+                Ok(())
+            }
+
+            async fn release_notification(&self, id: i64, now_ms: i64) -> $crate::error::Result<()> {
+                sqlx::query("UPDATE alert_notifications SET status = 'pending', next_attempt_ms = $1 WHERE id = $2 AND status = 'sending'")
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
