@@ -239,8 +239,15 @@ async fn deliver(client: &reqwest::Client, settings: &AlertSettings, n: &DueNoti
                             "custom_details": {"condition": msg.condition, "description": msg.description, "value": alert.and_then(|a| a.value)}},
                 "links": [{"href": absolute(settings, &msg.alerts_page), "text": "Modelwatch"}],
             });
-            let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-            check(post(&c.url, body).send().await).await
+            let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+            check(post(&c.url, bytes).send().await).await?;
+            if msg.event == "test" {
+                // A test should not leave an open incident behind.
+                let resolve = serde_json::json!({"routing_key": c.secret, "event_action": "resolve", "dedup_key": dedup});
+                let bytes = serde_json::to_vec(&resolve).map_err(|e| e.to_string())?;
+                check(post(&c.url, bytes).send().await).await?;
+            }
+            Ok(())
         }
         "email" => send_email(settings, c, msg).await,
         other => Err(format!("unknown channel kind {other}")),

@@ -572,6 +572,16 @@ both_backends!(slack_pagerduty_grouping_repeat_and_lease, |app: TestApp| async m
     assert!(resolves.iter().all(|v| v["event_action"] == "resolve"));
     assert!(sent.iter().any(|(k, v)| k == "slack" && v["text"].as_str().unwrap().starts_with("*[RESOLVED] all models on alpha, beta")));
 
+    // Send test on PagerDuty: a trigger and its resolve; on Slack: one message.
+    got.lock().unwrap().clear();
+    app.engine.test_channel(&op, pd.id).await.unwrap();
+    app.engine.test_channel(&op, slack.id).await.unwrap();
+    modelwatch::alerting::dispatch(&app.engine, &client, &settings).await;
+    let sent = got.lock().unwrap().clone();
+    let pd_test: Vec<&str> = sent.iter().filter(|(k, _)| k == "pd").map(|(_, v)| v["event_action"].as_str().unwrap()).collect();
+    assert_eq!(pd_test, vec!["trigger", "resolve"]);
+    assert!(sent.iter().any(|(k, v)| k == "slack" && v["text"].as_str().unwrap().starts_with("*[TEST]")));
+
     // Per-model history.
     let h = app.engine.alert_history(&op, None, Some("beta"), 100).await.unwrap();
     assert!(!h.is_empty() && h.iter().all(|e| e.model == "beta"));
