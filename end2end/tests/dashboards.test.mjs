@@ -90,6 +90,8 @@ test('log explorer: filter, histogram, pages and the detail with its conversatio
   await Promise.all([page.waitForURL(/status=ok/), page.click('[data-testid=log-filter] button[type=submit]')]);
   assert.match(page.url(), /range=24h/);
   await page.waitForSelector('[data-testid=log-list]');
+  // The GET form loaded a new page: the count button needs the hydrated page.
+  await waitForHydration(page);
   // Admins can count (and then delete) the logs a search matches.
   await page.click('[data-testid=delete-logs] summary');
   await page.click('[data-testid=delete-logs] button[type=submit]');
