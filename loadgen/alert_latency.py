@@ -6,12 +6,14 @@ Usage: alert_latency.py BASE_URL ADMIN_PASSWORD [ROUNDS]
 Against a running Modelwatch (e.g. `target/release/modelwatch serve` with default settings),
 it signs in as `admin`, creates an ingest key and a webhook channel pointing at a receiver it
 runs on 127.0.0.1, then per round: creates an error-rate rule (1-minute window, critical above
-50 %) on a fresh model, ingests ten failed calls for that model, and measures from the moment
+50 %) on a fresh model, waits a random 0–10 s (a random phase against the evaluation
+cycle), ingests ten failed calls for that model, and measures from the moment
 the ingest request was acknowledged to the moment the firing webhook arrives. Prints each
 round and the p50 / p95 / max. Standard library only.
 """
 
 import http.cookiejar
+import random
 import http.server
 import json
 import statistics
@@ -59,7 +61,10 @@ def form(path, fields):
     return json.loads(text) if text else None
 
 
-form("/auth/login", {"username": "admin", "password": PASSWORD})
+login = urllib.request.Request(BASE + "/auth/login", data=urllib.parse.urlencode({"username": "admin", "password": PASSWORD}).encode())
+with opener.open(login) as r:
+    r.read()
+assert any(c.name for c in jar), "login failed: no session cookie"
 key = form("/fn/create_api_key", {"name": f"alert-latency-{int(time.time())}", "scope_ingest": "on"})
 channel = form("/fn/create_channel", {"name": f"latency-hook-{int(time.time())}", "kind": "webhook", "url": hook_url})
 
@@ -71,6 +76,8 @@ for i in range(ROUNDS):
         "rule[metric]": "error_rate", "rule[window_minutes]": "1", "rule[comparison]": ">",
         "rule[critical]": "50", "rule[enabled]": "on", "rule[channels][]": str(channel["id"]),
     })
+    # A random phase against the evaluation cycle, so the rounds sample all of it.
+    time.sleep(random.uniform(0, 10))
     records = [{"model": model, "status": "error", "error_type": "timeout"} for _ in range(10)]
     req = urllib.request.Request(BASE + "/api/v1/logs", data=json.dumps(records).encode(),
                                  headers={"authorization": f"Bearer {key}", "content-type": "application/json"})

@@ -251,12 +251,7 @@ fn main() -> ExitCode {
         },
     };
 
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(t) = args.threads.filter(|&t| t > 0) {
-        rt.worker_threads(t);
-    }
-    let rt = match rt.build() {
+    let rt = match runtime(args.threads) {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
@@ -297,6 +292,16 @@ fn main() -> ExitCode {
     })
 }
 
+/// The async runtime: one worker per core unless `--threads` says otherwise.
+fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(t) = threads.filter(|&t| t > 0) {
+        rt.worker_threads(t);
+    }
+    rt.build()
+}
+
 /// `--protocol otlp`: see `otlp.rs`.
 fn run_otlp(args: &Args, gen_cfg: GenConfig, seed: u64) -> ExitCode {
     let key = args.key.as_ref().map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
@@ -317,12 +322,7 @@ fn run_otlp(args: &Args, gen_cfg: GenConfig, seed: u64) -> ExitCode {
     let models: Vec<String> = MODELS[..args.models].iter().map(|m| m.name.to_string()).collect();
     let mut generator = Generator::new(gen_cfg, seed);
     let pool = otlp::build_pool(&mut generator, &cfg);
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(t) = args.threads.filter(|&t| t > 0) {
-        rt.worker_threads(t);
-    }
-    let rt = match rt.build() {
+    let rt = match runtime(args.threads) {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
