@@ -718,7 +718,13 @@ impl Engine {
         if p.role == crate::types::Role::Viewer {
             return Err(Error::Forbidden);
         }
-        let visible: Vec<i64> = self.list_alert_rules(p).await?.into_iter().map(|r| r.id).collect();
+        // Non-admins see the notifications of rules on models they may all see (a message lists
+        // every model of the rule that fired, and a pattern may reach models they may not see).
+        let models = self.store().list_models().await?;
+        let all_visible =
+            |r: &AlertRule| r.models.iter().all(|n| models.iter().any(|m| &m.name == n && p.allows(Action::ViewModel(m.id))));
+        let visible: Vec<i64> =
+            self.store().alerts().list_alert_rules().await?.into_iter().filter(|r| all_visible(r)).map(|r| r.id).collect();
         Ok(self
             .store()
             .alerts()

@@ -71,6 +71,7 @@ pub fn AlertsPage() -> impl IntoView {
         <Title text="Alerts · Modelwatch"/>
         <div class="page-head">
             <h1>"Alerts"</h1>
+            <div class="head-actions">
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     let role = me.await.ok().flatten().map(|m| m.role);
@@ -80,6 +81,7 @@ pub fn AlertsPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
+            </div>
         </div>
 
         <h2>"Firing now"</h2>
@@ -260,6 +262,23 @@ fn Notifications(list: Vec<AlertNotification>) -> impl IntoView {
     .into_any()
 }
 
+/// When the preview would have fired: the count, and the first and last few stretches.
+fn preview_text(firing: &[(i64, i64)]) -> String {
+    if firing.is_empty() {
+        return "It would not have fired in this range.".into();
+    }
+    let span = |(a, b): &(i64, i64)| format!("{} – {}", engine::utc_minute_text(*a), engine::utc_minute_text(*b));
+    let shown: Vec<String> = if firing.len() <= 6 {
+        firing.iter().map(span).collect()
+    } else {
+        let mut v: Vec<String> = firing[..3].iter().map(span).collect();
+        v.push(format!("… {} more …", firing.len() - 6));
+        v.extend(firing[firing.len() - 3..].iter().map(span));
+        v
+    };
+    format!("It would have fired {} time(s): {}", firing.len(), shown.join("; "))
+}
+
 /// `/alerts/rules/new` and `/alerts/rules/:id`.
 #[component]
 pub fn RuleEditPage() -> impl IntoView {
@@ -396,11 +415,10 @@ fn RuleEditor(rule: AlertRule, channels: Vec<AlertChannel>) -> impl IntoView {
                         <div class="preview" data-testid="rule-preview">
                             <h3>{format!("Preview on {}", p.model)}</h3>
                             <div inner_html=p.chart.svg.clone()></div>
-                            <p class="muted" data-testid="preview-firing">{if p.firing.is_empty() {
-                                "It would not have fired in this range.".to_string()
-                            } else {
-                                format!("It would have fired {} time(s): {}", p.firing.len(), p.firing.iter().map(|(a, b)| format!("{} – {}", engine::utc_minute_text(*a), engine::utc_minute_text(*b))).collect::<Vec<_>>().join("; "))
-                            }}</p>
+                            <ul class="legend">{p.chart.legend.iter().map(|(name, color)| view! {
+                                <li><svg class="swatch" viewBox="0 0 10 10" aria-hidden="true"><rect width="10" height="10" rx="2" fill=color.clone()/></svg>{name.clone()}</li>
+                            }).collect_view()}</ul>
+                            <p class="muted" data-testid="preview-firing">{preview_text(&p.firing)}</p>
                         </div>
                     })}
                 }.into_any(),
