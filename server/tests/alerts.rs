@@ -363,12 +363,27 @@ both_backends!(rbac_on_rules_silences_and_channels, |app: TestApp| async move {
     // Anonymous: 401.
     assert_eq!(call(reqwest::Client::new(), "alert_states", vec![]).await, 401);
 
+    // The notification log: editors see their models' rules, not a rule on every model.
+    let op = Principal::operator();
+    let wkey = app.api_key(&[Scope::Ingest], &[]).await;
+    let t0 = t0();
+    ingest(&app, &wkey, minutes("m1", t0, 5, 10, 10)).await;
+    ingest(&app, &wkey, minutes("m2", t0, 5, 10, 10)).await;
+    let hook = channel(&app, "log-hook", "webhook", "http://127.0.0.1:9/x").await;
+    let mine = app.engine.save_alert_rule(&op, AlertRule { critical: Some(50.0), channels: vec![hook.id], ..rule("m1 only", &["m1"]) }).await.unwrap();
+    app.engine.save_alert_rule(&op, AlertRule { critical: Some(50.0), channels: vec![hook.id], ..rule("everything", &["*"]) }).await.unwrap();
+    app.engine.evaluate_alerts(t0 + 5 * MIN).await.unwrap();
+    let log = app.call_ok(&editor, "list_notifications", &[]).await;
+    let ids: Vec<i64> = log.as_array().unwrap().iter().map(|n| n["rule_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![mine.id], "{log}");
+    assert_eq!(app.call_ok(&admin, "list_notifications", &[]).await.as_array().unwrap().len(), 2);
+
     // REST: a read key lists the rules of its models; changes need a signed-in user.
     let key = app.api_key(&[Scope::Read], &["m2"]).await;
     let r = reqwest::Client::new().get(app.url("/api/v1/alerts/rules")).bearer_auth(&key).send().await.unwrap();
     let list: Vec<Value> = r.json().await.unwrap();
-    assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["models"][0], "m2");
+    let names: Vec<&str> = list.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["everything", "r"], "rules covering m2");
     let body = json!({"id": 0, "name": "rest rule", "enabled": true, "kind": "threshold", "models": ["m1"], "metric": "latency_p95",
         "window_secs": 600, "comparison": ">", "warning": 800.0, "critical": 2000.0, "for_secs": 120, "min_requests": 20, "no_data": "keep",
         "sensitivity": 3.0, "seasonality": "day", "channels": [], "repeat_secs": 3600});
