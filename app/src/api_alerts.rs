@@ -35,6 +35,12 @@ pub struct RuleForm {
     /// Model names or patterns, comma-separated.
     #[serde(default)]
     pub models: String,
+    /// Environments, comma-separated (empty: any).
+    #[serde(default)]
+    pub environments: Option<String>,
+    /// Providers, comma-separated (empty: any).
+    #[serde(default)]
+    pub providers: Option<String>,
     #[serde(default)]
     pub metric: String,
     #[serde(default)]
@@ -69,6 +75,12 @@ pub struct RuleForm {
 #[cfg(feature = "ssr")]
 fn text(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A comma-separated list, trimmed, without empty entries.
+#[cfg(feature = "ssr")]
+fn list(v: &Option<String>) -> Vec<String> {
+    text(v).unwrap_or("").split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()
 }
 
 #[cfg(feature = "ssr")]
@@ -123,6 +135,8 @@ impl RuleForm {
             enabled: self.enabled.is_some(),
             kind,
             models: self.models.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect(),
+            environments: list(&self.environments),
+            providers: list(&self.providers),
             metric,
             window_secs: minutes("window_minutes", &self.window_minutes, d.window_secs)?,
             comparison: text(&self.comparison).unwrap_or(">").to_string(),

@@ -75,13 +75,14 @@ test('create a channel, send a test, create a rule with preview, see it fire', a
     });
     assert.equal(r.status, 200, await r.text());
   };
-  await ingest([{ model: 'e2e-chat', latency_ms: 120 }]);
+  await ingest([{ model: 'e2e-chat', environment: 'prod', latency_ms: 120 }]);
 
   // The rule: error rate over 1 minute, critical above 50 %, to the channel. Preview first.
   await page.goto(`${server.base}/alerts/rules/new`);
   await waitForHydration(page);
   await page.fill('[data-testid=rule-form] input[name="rule[name]"]', 'e2e errors');
   await page.fill('[data-testid=rule-form] input[name="rule[models]"]', 'e2e-chat');
+  await page.fill('[data-testid=rule-form] input[name="rule[environments]"]', 'prod');
   await page.selectOption('[data-testid=rule-form] select[name="rule[metric]"]', 'error_rate');
   await page.fill('[data-testid=rule-form] input[name="rule[window_minutes]"]', '1');
   await page.fill('[data-testid=rule-form] input[name="rule[critical]"]', '50');
@@ -92,13 +93,14 @@ test('create a channel, send a test, create a rule with preview, see it fire', a
   await page.click('[data-testid=save-rule]');
   await page.waitForSelector('[data-testid=rule-saved]');
 
-  // Breach: ten failed calls. The rule fires within seconds.
-  await ingest(Array.from({ length: 10 }, () => ({ model: 'e2e-chat', status: 'error', error_type: 'timeout' })));
+  // Breach: ten failed calls in prod. The rule fires within seconds.
+  await ingest(Array.from({ length: 10 }, () => ({ model: 'e2e-chat', environment: 'prod', status: 'error', error_type: 'timeout' })));
   await waitFor('the firing webhook', () => received.some((r) => r.body.type === 'alert.firing'));
   const firing = received.find((r) => r.body.type === 'alert.firing').body;
   assert.equal(firing.rule.name, 'e2e errors');
   assert.equal(firing.alerts[0].model, 'e2e-chat');
   assert.equal(firing.alerts[0].severity, 'critical');
+  assert.match(firing.rule.condition, /environment prod/);
 
   await page.goto(`${server.base}/alerts`);
   await page.waitForSelector('[data-testid=firing] [data-testid=alert-state]');

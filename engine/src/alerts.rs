@@ -155,6 +155,18 @@ fn validate_rule(r: &mut AlertRule) -> Result<()> {
             validate::model_name("models", m.trim_end_matches('*'))?;
         }
     }
+    for (field, list) in [("environments", &mut r.environments), ("providers", &mut r.providers)] {
+        let mut clean: Vec<String> = Vec::new();
+        for v in list.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            if !clean.iter().any(|c| c == v) {
+                clean.push(v.to_string());
+            }
+        }
+        if clean.len() > 20 || clean.iter().any(|v| v.len() > 200) {
+            return Err(Error::invalid(field, "at most 20 values of up to 200 characters"));
+        }
+        *list = clean;
+    }
     match r.kind {
         AlertKind::NoData => r.metric = "requests".into(),
         _ => {
@@ -315,6 +327,17 @@ fn fmt_value(v: Option<f64>, unit: &str) -> String {
 }
 
 fn condition_text(rule: &AlertRule, unit: &str) -> String {
+    let mut text = metric_condition(rule, unit);
+    if !rule.environments.is_empty() {
+        text.push_str(&format!(" (environment {})", rule.environments.join(" or ")));
+    }
+    if !rule.providers.is_empty() {
+        text.push_str(&format!(" (provider {})", rule.providers.join(" or ")));
+    }
+    text
+}
+
+fn metric_condition(rule: &AlertRule, unit: &str) -> String {
     let (label, _) = rule.metric_label();
     let window = if rule.window_secs % 3600 == 0 { format!("{}h", rule.window_secs / 3600) } else { format!("{}m", rule.window_secs / 60) };
     match rule.kind {
@@ -791,9 +814,12 @@ impl Engine {
     // ----- evaluation -------------------------------------------------------------------------
 
     /// A rule's metric on a model over the window ending at `now`.
-    pub(crate) async fn observe(&self, rule: &AlertRule, model_id: i64, now: i64) -> Result<Observation> {
+    pub(crate) async fn observe(&self, rule: &AlertRule, model_id: i64, series: Option<&[i64]>, now: i64) -> Result<Observation> {
         let from = now - rule.window_secs * 1000;
-        let totals = self.window_totals(model_id, from, now).await?;
+        let totals = match series {
+            None => self.window_totals(model_id, from, now).await?,
+            Some(ids) => self.series_window_totals(model_id, ids, from, now).await?,
+        };
         let value = match rule.metric.strip_prefix("custom:").and_then(|r| r.split_once(':')) {
             Some((agg, name)) => {
                 let from = from.div_euclid(60_000) * 60_000;
@@ -818,13 +844,23 @@ impl Engine {
         Ok(Observation { value, requests: totals.requests })
     }
 
+    /// The series of a model whose logs count for a rule: `None` when the rule is not narrowed
+    /// by environment or provider (every log counts); empty when none match (not covered).
+    async fn rule_series(&self, rule: &AlertRule, model_id: i64) -> Result<Option<Vec<i64>>> {
+        if !rule.scoped() {
+            return Ok(None);
+        }
+        let series = self.store().series_of_model(model_id).await?;
+        Ok(Some(series.into_iter().filter(|(_, k)| rule.matches_dims(&k.environment, &k.provider)).map(|(id, _)| id).collect()))
+    }
+
     /// The baseline of an anomaly rule: the metric over the same window on previous days (7)
     /// or weeks (4).
-    pub(crate) async fn baseline(&self, rule: &AlertRule, model_id: i64, now: i64) -> Result<Vec<f64>> {
+    pub(crate) async fn baseline(&self, rule: &AlertRule, model_id: i64, series: Option<&[i64]>, now: i64) -> Result<Vec<f64>> {
         let (period, n) = if rule.seasonality == "week" { (7 * 86_400_000, 4) } else { (86_400_000, 7) };
         let mut out = Vec::new();
         for k in 1..=n {
-            if let Some(v) = self.observe(rule, model_id, now - k * period).await?.value {
+            if let Some(v) = self.observe(rule, model_id, series, now - k * period).await?.value {
                 out.push(v);
             }
         }
@@ -832,8 +868,14 @@ impl Engine {
     }
 
     /// The severity the data calls for, the observed value, and whether it was judged at all.
-    async fn condition(&self, rule: &AlertRule, model_id: i64, now: i64) -> Result<(Option<&'static str>, Option<f64>, bool, String)> {
-        let obs = self.observe(rule, model_id, now).await?;
+    async fn condition(
+        &self,
+        rule: &AlertRule,
+        model_id: i64,
+        series: Option<&[i64]>,
+        now: i64,
+    ) -> Result<(Option<&'static str>, Option<f64>, bool, String)> {
+        let obs = self.observe(rule, model_id, series, now).await?;
         if rule.kind == AlertKind::NoData {
             let fired = obs.requests == 0;
             return Ok((fired.then_some("critical"), Some(obs.requests as f64), true, String::new()));
@@ -850,7 +892,7 @@ impl Engine {
         match rule.kind {
             AlertKind::Threshold => Ok((threshold_severity(rule, value), obs.value, true, String::new())),
             AlertKind::Anomaly => {
-                let base = self.baseline(rule, model_id, now).await?;
+                let base = self.baseline(rule, model_id, series, now).await?;
                 match anomaly_band(&base, rule.sensitivity) {
                     Some(band) => {
                         let out = outside_band(rule, value, band);
@@ -909,7 +951,18 @@ impl Engine {
         let mut rows: Vec<StateRow> = Vec::new();
         let mut gone: Vec<(i64, i64)> = Vec::new();
         let mut events: Vec<(i64, &'static str, String, Option<f64>, String)> = Vec::new();
-        let covered = |m: &Model| rule.enabled && rule.covers(&m.name);
+        // The covered models, each with the series that count (all when the rule is not
+        // narrowed by environment or provider).
+        let mut scope: HashMap<i64, Option<Vec<i64>>> = HashMap::new();
+        if rule.enabled {
+            for m in models.iter().filter(|m| rule.covers(&m.name)) {
+                let series = self.rule_series(rule, m.id).await?;
+                if series.as_ref().is_none_or(|ids| !ids.is_empty()) {
+                    scope.insert(m.id, series);
+                }
+            }
+        }
+        let covered = |m: &Model| scope.contains_key(&m.id);
         let dashboard = |name: &str| format!("/models/{name}");
         // A disabled rule, or a model it no longer covers: resolve what was announced, then
         // forget the state.
@@ -937,7 +990,8 @@ impl Engine {
         let mut firing_now = 0;
         for model in models.iter().filter(|m| covered(m)) {
             let prev = states.get(&(rule.id, model.id));
-            let (cond, value, judged, detail) = self.condition(rule, model.id, now).await?;
+            let series = scope.get(&model.id).and_then(|s| s.as_deref());
+            let (cond, value, judged, detail) = self.condition(rule, model.id, series, now).await?;
             let silenced = is_silenced(silences, rule.id, &model.name, now);
             let mut row = prev.cloned().unwrap_or(StateRow {
                 rule_id: rule.id,
@@ -1050,7 +1104,15 @@ impl Engine {
         }
         validate_rule(&mut rule)?;
         let models = self.store().list_models().await?;
-        let model = Self::visible_covered(p, &rule, &models).into_iter().next().ok_or(Error::NotFound("model"))?.clone();
+        let mut chosen = None;
+        for m in Self::visible_covered(p, &rule, &models) {
+            let series = self.rule_series(&rule, m.id).await?;
+            if series.as_ref().is_none_or(|ids| !ids.is_empty()) {
+                chosen = Some((m.clone(), series));
+                break;
+            }
+        }
+        let (model, series) = chosen.ok_or(Error::NotFound("model"))?;
         let now = now_ms();
         let range = range_secs.clamp(3600, 7 * 86_400) * 1000;
         // Windows side by side where possible (a short spike is not stepped over), at most 288.
@@ -1060,9 +1122,9 @@ impl Engine {
         let mut prev: Option<StateRow> = None;
         for i in 0..=n {
             let t = now - range + i * stride;
-            let (cond, value, judged, _) = self.condition(&rule, model.id, t).await?;
+            let (cond, value, judged, _) = self.condition(&rule, model.id, series.as_deref(), t).await?;
             let band = if rule.kind == AlertKind::Anomaly {
-                anomaly_band(&self.baseline(&rule, model.id, t).await?, rule.sensitivity)
+                anomaly_band(&self.baseline(&rule, model.id, series.as_deref(), t).await?, rule.sensitivity)
             } else {
                 None
             };
@@ -1180,7 +1242,29 @@ mod tests {
         assert_eq!(field(AlertRule { no_data: "maybe".into(), ..ok.clone() }), "no_data");
         assert_eq!(field(AlertRule { runbook_url: "ftp://x".into(), ..ok.clone() }), "runbook_url");
         assert!(validate_rule(&mut AlertRule { metric: "custom:p95:gpu.util".into(), ..ok.clone() }).is_ok());
+        assert_eq!(field(AlertRule { environments: vec!["x".repeat(201)], ..ok.clone() }), "environments");
+        assert_eq!(field(AlertRule { providers: (0..21).map(|i| i.to_string()).collect(), ..ok.clone() }), "providers");
         assert_eq!(field(AlertRule { metric: "custom:median:gpu".into(), ..ok }), "metric");
+    }
+
+    #[test]
+    fn narrowed_rules_match_dimensions_and_say_so() {
+        let r = AlertRule {
+            name: "prod errors".into(),
+            critical: Some(5.0),
+            environments: vec!["prod".into(), "eu-prod".into()],
+            providers: vec!["openai".into()],
+            ..AlertRule::default()
+        };
+        assert!(r.scoped());
+        assert!(r.matches_dims("eu-prod", "openai"));
+        assert!(!r.matches_dims("staging", "openai"));
+        assert!(!r.matches_dims("prod", "azure"));
+        let any = AlertRule { environments: vec![], ..r.clone() };
+        assert!(any.matches_dims("staging", "openai") && !any.matches_dims("staging", ""));
+        assert!(!AlertRule::default().scoped() && AlertRule::default().matches_dims("", ""));
+        let text = message(&r, "firing", Vec::new(), 0).condition;
+        assert!(text.ends_with("(environment prod or eu-prod) (provider openai)"), "{text}");
     }
 
     #[test]

@@ -280,6 +280,22 @@ impl Engine {
         Ok(self.model_totals(model_id, from, to, Resolution::Minute, true).await?.totals())
     }
 
+    /// Like `window_totals`, counting only the logs of some of the model's series (an alert
+    /// rule narrowed by environment or provider).
+    pub(crate) async fn series_window_totals(&self, model_id: i64, series: &[i64], from: i64, to: i64) -> Result<KpiTotals> {
+        let (from, to) = (floor_to(from, 60_000), ceil_to(to, 60_000));
+        let mut sum = Sum::default();
+        for (res, a, b) in cover(from, to, Resolution::Minute) {
+            for row in self.store().rollup_rows(model_id, res, a, b).await? {
+                if series.contains(&row.series_id) {
+                    let c = &row.counts;
+                    sum.add_row(c, &decode(&c.latency)?, &decode(&c.ttft)?);
+                }
+            }
+        }
+        Ok(sum.totals())
+    }
+
     /// Totals of a model over the rollup buckets that start in `[from, to)` (multiples of
     /// `finest`), read from the per-model tables with as few rows as possible.
     async fn model_totals(&self, model_id: i64, from: i64, to: i64, finest: Resolution, ttft: bool) -> Result<Sum> {

@@ -461,6 +461,14 @@ pub struct AlertRule {
     /// Model names; one ending in `*` matches by prefix (`*` alone: every model). Each model
     /// is tracked separately.
     pub models: Vec<String>,
+    /// Only models that send logs in one of these environments (empty: any), and then only
+    /// those logs count towards the metric.
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// Only models that send logs through one of these providers (empty: any), and then only
+    /// those logs count towards the metric.
+    #[serde(default)]
+    pub providers: Vec<String>,
     /// One of `ALERT_METRICS`, or `custom:<aggregation>:<name>`.
     pub metric: String,
     /// The metric is computed over the last `window_secs` (no-data: how long without logs).
@@ -500,6 +508,8 @@ impl Default for AlertRule {
             enabled: true,
             kind: AlertKind::Threshold,
             models: Vec::new(),
+            environments: Vec::new(),
+            providers: Vec::new(),
             metric: "error_rate".into(),
             window_secs: 300,
             comparison: ">".into(),
@@ -525,6 +535,17 @@ impl AlertRule {
             Some(prefix) => model.starts_with(prefix),
             None => m == model,
         })
+    }
+
+    /// Whether the rule narrows its models by environment or provider.
+    pub fn scoped(&self) -> bool {
+        !self.environments.is_empty() || !self.providers.is_empty()
+    }
+
+    /// Whether logs filed under this environment and provider count for the rule.
+    pub fn matches_dims(&self, environment: &str, provider: &str) -> bool {
+        (self.environments.is_empty() || self.environments.iter().any(|e| e == environment))
+            && (self.providers.is_empty() || self.providers.iter().any(|p| p == provider))
     }
 
     /// The metric's label and unit.

@@ -130,6 +130,64 @@ both_backends!(thresholds_for_guard_and_severity_on_recorded_series, |app: TestA
     assert!(n.iter().any(|x| x.summary.starts_with("[CRITICAL] at once on chat")), "{n:?}");
 });
 
+both_backends!(rules_narrowed_by_environment_and_provider, |app: TestApp| async move {
+    let op = Principal::operator();
+    let key = app.api_key(&[Scope::Ingest], &[]).await;
+    let t0 = t0();
+    let with = |mut recs: Vec<Value>, env: &str, provider: &str| {
+        for r in &mut recs {
+            r["environment"] = json!(env);
+            r["provider"] = json!(provider);
+        }
+        recs
+    };
+    // "chat" fails 30 % in staging and 1 % in prod; "summarize" only runs in staging;
+    // "embed" runs in prod through another provider and fails 40 %.
+    let mut recs = with(minutes("chat", t0, 5, 100, 30), "staging", "openai");
+    recs.extend(with(minutes("chat", t0, 5, 100, 1), "prod", "openai"));
+    recs.extend(with(minutes("summarize", t0, 5, 100, 50), "staging", "openai"));
+    recs.extend(with(minutes("embed", t0, 5, 100, 40), "prod", "cohere"));
+    ingest(&app, &key, recs).await;
+
+    let hook = channel(&app, "hook", "webhook", "http://127.0.0.1:9/hook").await;
+    let errors = AlertRule { metric: "error_rate".into(), window_secs: 300, critical: Some(10.0), channels: vec![hook.id], ..rule("", &["*"]) };
+    let prod = app.engine.save_alert_rule(&op, AlertRule { name: "prod errors".into(), environments: vec![" prod ".into(), "prod".into(), "".into()], ..errors.clone() }).await.unwrap();
+    assert_eq!(prod.environments, vec!["prod"], "trimmed, without blanks or repeats");
+    let openai_prod = app
+        .engine
+        .save_alert_rule(&op, AlertRule { name: "openai prod".into(), environments: vec!["prod".into()], providers: vec!["openai".into()], ..errors.clone() })
+        .await
+        .unwrap();
+    let everywhere = app.engine.save_alert_rule(&op, AlertRule { name: "all errors".into(), ..errors.clone() }).await.unwrap();
+    app.engine.evaluate_alerts(t0 + 5 * MIN).await.unwrap();
+
+    // Only prod logs count: chat is at 1 % there (its staging failures do not count), embed at
+    // 40 %; summarize never logs in prod, so the rule does not track it.
+    let s = state(&app, prod.id, "chat").await.unwrap();
+    assert_eq!((s.state.as_str(), s.value), ("ok", Some(1.0)));
+    let s = state(&app, prod.id, "embed").await.unwrap();
+    assert_eq!((s.state.as_str(), s.value), ("firing", Some(40.0)));
+    assert!(state(&app, prod.id, "summarize").await.is_none());
+    // Environment and provider together: only chat.
+    assert_eq!(state(&app, openai_prod.id, "chat").await.unwrap().value, Some(1.0));
+    assert!(state(&app, openai_prod.id, "embed").await.is_none());
+    // Unnarrowed, chat counts both environments: 31 of 1000 over the window.
+    let s = state(&app, everywhere.id, "chat").await.unwrap();
+    assert_eq!((s.state.as_str(), s.value), ("firing", Some(15.5)));
+    assert_eq!(state(&app, everywhere.id, "summarize").await.unwrap().state, "firing");
+
+    // The notification says where.
+    let n = app.engine.list_notifications(&op, 100).await.unwrap();
+    let fired = n.iter().find(|x| x.rule_id == Some(prod.id)).expect("prod rule notified");
+    assert!(fired.summary.contains("embed") && !fired.summary.contains("chat"), "{fired:?}");
+
+    // The preview picks a model the narrowed rule covers.
+    let pv = app.engine.preview_alert_rule(&op, AlertRule { models: vec!["chat".into(), "embed".into()], ..openai_prod.clone() }, 3600 * 4).await.unwrap();
+    assert_eq!(pv.model, "chat");
+    let none = AlertRule { providers: vec!["mistral".into()], ..openai_prod.clone() };
+    assert!(app.engine.preview_alert_rule(&op, none, 3600 * 4).await.is_err(), "no model logs through mistral");
+});
+
 both_backends!(no_data_and_anomaly_rules_on_recorded_series, |app: TestApp| async move {
     let op = Principal::operator();
     let key = app.api_key(&[Scope::Ingest], &[]).await;

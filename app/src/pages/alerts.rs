@@ -118,7 +118,7 @@ pub fn AlertsPage() -> impl IntoView {
                             <tbody>{list.into_iter().map(|r| view! {
                                 <tr>
                                     <td><a href=format!("/alerts/rules/{}", r.id)>{r.name.clone()}</a></td>
-                                    <td>{r.models.join(", ")}</td>
+                                    <td>{scope_text(&r)}</td>
                                     <td>{condition(&r)}</td>
                                     <td>{if r.for_secs > 0 { format!("{} min", r.for_secs / 60) } else { "at once".into() }}</td>
                                     <td>{if r.enabled { "enabled" } else { "disabled" }}</td>
@@ -299,6 +299,18 @@ pub fn RuleEditPage() -> impl IntoView {
     }
 }
 
+/// The models of a rule, with its environment and provider filters.
+fn scope_text(r: &AlertRule) -> String {
+    let mut out = r.models.join(", ");
+    if !r.environments.is_empty() {
+        out.push_str(&format!(" · env {}", r.environments.join(", ")));
+    }
+    if !r.providers.is_empty() {
+        out.push_str(&format!(" · via {}", r.providers.join(", ")));
+    }
+    out
+}
+
 #[component]
 fn RuleEditor(rule: AlertRule, channels: Vec<AlertChannel>) -> impl IntoView {
     let submit = ServerAction::<SubmitAlertRule>::new();
@@ -331,6 +343,8 @@ fn RuleEditor(rule: AlertRule, channels: Vec<AlertChannel>) -> impl IntoView {
                 <div class="row">
                     <label>"Name" <input name="rule[name]" required value=rule.name.clone() placeholder="High error rate"/></label>
                     <label>"Models" <input name="rule[models]" required value=rule.models.join(", ") placeholder="gpt-4o, llama-* or *"/></label>
+                    <label>"Environments" <input name="rule[environments]" value=rule.environments.join(", ") placeholder="any, or prod, eu-prod" title="Only models that log in these environments, and only those logs count"/></label>
+                    <label>"Providers" <input name="rule[providers]" value=rule.providers.join(", ") placeholder="any, or openai, anthropic" title="Only models served by these providers, and only those logs count"/></label>
                     <label>"Kind"
                         <select name="rule[kind]">
                             <option value="threshold" selected=kind == "threshold">"threshold"</option>
