@@ -397,3 +397,25 @@ async fn backpressure_answers_429_and_loses_nothing_acknowledged() {
     let id = app.model_id("bp").await;
     assert_eq!(engine::testing::store(&app.engine).count_logs(id).await.unwrap(), acked);
 }
+
+// The writer folds each request into the next group while the previous group commits: many
+// concurrent requests share few commits, and every record is stored and counted exactly once.
+both_backends!(concurrent_requests_share_commits, |app: common::TestApp| async move {
+    use std::sync::atomic::Ordering::Relaxed;
+    let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
+    let stats = app.engine.ingest().writer().stats.clone();
+    let (commits, stored) = (stats.commits.load(Relaxed), stats.rows_stored.load(Relaxed));
+    let batches: Vec<Vec<Value>> = (0..40)
+        .map(|i| (0..250).map(|j| json!({"model": "grouped", "latency_ms": 10 + (i * 250 + j) % 500, "user_id": format!("u{}", j % 7)})).collect())
+        .collect();
+    let answers = futures_util::future::join_all(batches.iter().map(|b| app.ingest(&key, b))).await;
+    for (status, body) in answers {
+        assert_eq!(status, 200, "{body}");
+    }
+    let commits = stats.commits.load(Relaxed) - commits;
+    assert!(commits < 40, "40 concurrent requests took {commits} commits");
+    assert_eq!(stats.rows_stored.load(Relaxed) - stored, 10_000);
+    let r = reqwest::Client::new().get(app.url("/api/v1/models/grouped/kpis?range=1h")).bearer_auth(&key).send().await.unwrap();
+    let k: Value = r.json().await.unwrap();
+    assert_eq!(k["total"]["requests"].as_i64(), Some(10_000), "{}", k["total"]);
+});

@@ -81,8 +81,16 @@ both_backends!(scraping_a_vllm_page_stores_the_preset_series, |app: TestApp| asy
     assert!(t["last_success_ms"].as_i64().is_some());
 
     let reader = app.api_key(&[engine::Scope::Read], &[]).await;
-    let r = reqwest::Client::new().get(app.url("/api/v1/models/llama-8b/kpis?range=1h")).bearer_auth(&reader).send().await.unwrap();
-    let k: Value = r.json().await.unwrap();
+    // The second page's fetch counts as a hit before its points are stored: wait for them.
+    let mut k = Value::Null;
+    for _ in 0..150 {
+        let r = reqwest::Client::new().get(app.url("/api/v1/models/llama-8b/kpis?range=1h")).bearer_auth(&reader).send().await.unwrap();
+        k = r.json().await.unwrap();
+        if series(&k, "vllm:prompt_tokens_total").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let sum = |name: &str| series(&k, name).and_then(|t| t["sum"].as_f64()).unwrap_or_else(|| panic!("{name} missing: {}", k["metrics"]));
     // Counters: the increase between the pages (later scrapes of page 2 add nothing).
     assert_eq!(sum("vllm:prompt_tokens_total"), 13940.0 - 9120.0);

@@ -208,6 +208,10 @@ pub struct RollupDelta {
 }
 
 impl RollupDelta {
+    /// No changes at all (after `finish`).
+    pub fn is_empty(&self) -> bool {
+        self.logs.is_empty() && self.metrics.is_empty() && self.totals.is_empty() && self.dims.is_empty()
+    }
     pub fn add_log(&mut self, model_id: i64, series_id: i64, error_type: &str, ts: i64, f: &RecordFacts) {
         debug_assert!(!self.finished, "add_log after finish");
         // An empty error type (every successful record) does not allocate.

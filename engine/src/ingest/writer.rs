@@ -1,9 +1,10 @@
-//! The writer: a bounded queue in front of one group-commit task.
+//! The writer: a bounded queue in front of a two-stage group-commit pipeline.
 //!
-//! Ingest requests hand prepared records to `Writer::submit` and wait. The writer task takes
-//! every queued job (up to `max_group` records), resolves series ids, folds the records into
-//! rollup deltas and writes raw rows, payloads and rollups in one transaction. Only after the
-//! commit does each waiting request get its answer, so an acknowledgement means "on disk".
+//! Ingest requests hand prepared records to `Writer::submit` and wait. The folding task takes
+//! every queued job (up to `max_group` records), resolves series ids and folds the records into
+//! rollup deltas; the committer writes raw rows, payloads and rollups of that group in one
+//! transaction while the folder already prepares the next group. Only after the commit does
+//! each waiting request get its answer, so an acknowledgement means "on disk".
 //!
 //! Memory is bounded by a semaphore counted in records: when the queue is full, `submit`
 //! fails at once with `Overloaded` (429 + Retry-After) instead of buffering more.
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, Semaphore, mpsc, oneshot};
 
 use super::rollup::{DimAcc, DimKey, HOUR_MS, MINUTE_MS, RecordFacts, Resolution};
 use crate::error::{Error, Result};
@@ -249,90 +250,221 @@ struct PendingDims {
     since: Option<Instant>,
 }
 
+/// The records folded since the committer last took its group: one write batch, and the
+/// requests waiting for it.
+struct Folded {
+    batch: WriteBatch,
+    jobs: Vec<Job>,
+    flush_waiters: Vec<oneshot::Sender<Result<()>>>,
+    records: usize,
+    /// Records without a stored row carried breakdown values (they cannot be rebuilt from
+    /// stored rows after a crash, so their deltas may not be held back).
+    unstored_dims: bool,
+}
+
+impl Folded {
+    fn new() -> Folded {
+        Folded { batch: WriteBatch::default(), jobs: Vec::new(), flush_waiters: Vec::new(), records: 0, unstored_dims: false }
+    }
+}
+
+/// What the folder hands to the committer.
+struct Slot {
+    folded: Option<Folded>,
+    /// The folder has stopped: commit what is left and end.
+    closed: bool,
+}
+
+struct Handoff {
+    slot: Mutex<Slot>,
+    /// Something was put into the slot (one consumer: permits are kept).
+    ready: Notify,
+    /// The committer took the slot's group.
+    taken: Notify,
+}
+
+/// The writer is a two-stage pipeline. This task folds each queued job into the group the
+/// committer will take next (series ids resolved, rollup deltas added) as soon as it arrives;
+/// the committer takes everything folded so far whenever it is free and writes it in one
+/// transaction. So the group of a commit is whatever arrived during the previous commit (group
+/// commit), and folding overlaps the database's work instead of preceding it.
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, cfg: WriterConfig, stats: Arc<WriterStats>) {
     let max_group = cfg.max_group.max(1);
     let defer = store.defers_breakdowns() && !cfg.breakdown_flush.is_zero();
+    let handoff = Arc::new(Handoff { slot: Mutex::new(Slot { folded: None, closed: false }), ready: Notify::new(), taken: Notify::new() });
+    let committer = tokio::spawn(commit_loop(store.clone(), handoff.clone(), cfg.breakdown_flush, defer, stats));
     let mut resolver = Resolver {
         series: HashMap::new(),
         series_count: HashMap::new(),
         error_types: HashMap::new(),
         dim_values: HashMap::new(),
     };
-    let mut pending = PendingDims::default();
-    let mut stopping = false;
     let mut last_sweep = Instant::now();
-    while !stopping {
-        let first = match pending.since {
-            Some(since) => match tokio::time::timeout_at((since + cfg.breakdown_flush).into(), rx.recv()).await {
-                Ok(m) => m,
-                // Quiet for a while with deltas held back: flush them on their own.
-                Err(_) => Some(Msg::Flush(oneshot::channel().0)),
-            },
-            None => rx.recv().await,
-        };
-        let Some(first) = first else { break };
-        let mut jobs = Vec::new();
-        let mut flush_waiters = Vec::new();
-        let mut size = 0;
-        let mut take = |m: Msg, jobs: &mut Vec<Job>, size: &mut usize, stopping: &mut bool| match m {
-            Msg::Job(j) => {
-                *size += j.logs.len() + j.metrics.len();
-                jobs.push(j);
-            }
-            Msg::Flush(w) => flush_waiters.push(w),
-            Msg::Shutdown => *stopping = true,
-        };
-        take(first, &mut jobs, &mut size, &mut stopping);
-        // Group commit: take whatever else is already waiting.
-        while size < max_group {
+    let mut stopping = false;
+    loop {
+        let msg = if stopping {
+            // Also take what raced with the shutdown message.
             match rx.try_recv() {
-                Ok(m) => take(m, &mut jobs, &mut size, &mut stopping),
+                Ok(m) => m,
                 Err(_) => break,
             }
-        }
-        if stopping {
-            // Drain every job queued before the shutdown message.
-            while let Ok(m) = rx.try_recv() {
-                take(m, &mut jobs, &mut size, &mut stopping);
+        } else {
+            match rx.recv().await {
+                Some(m) => m,
+                None => break,
             }
-        }
-        let flush_due = !defer
-            || stopping
-            || !flush_waiters.is_empty()
-            || pending.dims.len() >= MAX_PENDING_DIMS
-            || pending.since.is_some_and(|t| t.elapsed() >= cfg.breakdown_flush);
-        if jobs.is_empty() && (pending.dims.is_empty() || !flush_due) {
-            for w in flush_waiters {
-                let _ = w.send(Ok(()));
-            }
-            continue;
-        }
-        let started = Instant::now();
-        let result = write_group(store.as_ref(), &mut resolver, &mut jobs, &mut pending, defer, flush_due).await;
-        let micros = started.elapsed().as_micros() as u64;
-        match &result {
-            Ok(w) => {
-                stats.records_written.fetch_add(size as u64, Ordering::Relaxed);
-                stats.rows_stored.fetch_add(w.stored, Ordering::Relaxed);
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.commit_micros_total.fetch_add(micros, Ordering::Relaxed);
-                stats.breakdown_flushes.fetch_add(w.flushed as u64, Ordering::Relaxed);
-            }
-            Err(e) => tracing::error!(error = %e, records = size, "ingest write failed; clients get an error and may retry"),
-        }
-        let answer = || match &result {
-            Ok(_) => Ok(()),
-            Err(e) => Err(Error::Storage(e.to_string())),
         };
-        for j in jobs {
-            let _ = j.done.send(answer());
+        match msg {
+            Msg::Job(mut job) => {
+                // Series ids first (the only step that can fail), so a failed job adds nothing.
+                let series = match resolve_series(store.as_ref(), &mut resolver, &job).await {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        tracing::error!(error = %e, "ingest write failed; clients get an error and may retry");
+                        let _ = job.done.send(Err(Error::Storage(e.to_string())));
+                        continue;
+                    }
+                };
+                // A full group waits for the committer to take it.
+                let mut slot = loop {
+                    let taken = handoff.taken.notified();
+                    let slot = handoff.slot.lock().await;
+                    if slot.folded.as_ref().is_none_or(|f| f.records < max_group) {
+                        break slot;
+                    }
+                    drop(slot);
+                    taken.await;
+                };
+                let f = slot.folded.get_or_insert_with(Folded::new);
+                f.records += job.logs.len() + job.metrics.len();
+                f.unstored_dims |= fold_job(&mut resolver, &mut f.batch, &mut job, &series);
+                f.jobs.push(job);
+            }
+            Msg::Flush(w) => handoff.slot.lock().await.folded.get_or_insert_with(Folded::new).flush_waiters.push(w),
+            // Every job queued before the shutdown message has been folded.
+            Msg::Shutdown => stopping = true,
         }
-        for w in flush_waiters {
-            let _ = w.send(answer());
-        }
+        handoff.ready.notify_one();
         if last_sweep.elapsed() > Duration::from_secs(60) {
             resolver.forget_old_minutes(crate::now_ms().div_euclid(MINUTE_MS));
             last_sweep = Instant::now();
+        }
+    }
+    // The committer writes what is left (and any held-back deltas), then stops.
+    handoff.slot.lock().await.closed = true;
+    handoff.ready.notify_one();
+    let _ = committer.await;
+}
+
+/// The series id of every log of a job.
+async fn resolve_series(store: &dyn Store, resolver: &mut Resolver, job: &Job) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(job.logs.len());
+    for p in &job.logs {
+        ids.push(resolver.series_id(store, p.model_id, &p.series).await?);
+    }
+    Ok(ids)
+}
+
+/// Adds a job's records to a batch. Returns whether a record without a stored row carried
+/// breakdown values.
+fn fold_job(resolver: &mut Resolver, batch: &mut WriteBatch, job: &mut Job, series: &[i64]) -> bool {
+    let mut unstored_dims = false;
+    for (p, &series_id) in job.logs.drain(..).zip(series) {
+        let ts = p.ts;
+        let et = match (&p.error_type, p.facts.error) {
+            (_, false) => String::new(),
+            (Some(t), true) => resolver.error_type(p.model_id, ts, t),
+            (None, true) => resolver.error_type(p.model_id, ts, "error"),
+        };
+        batch.rollups.add_log(p.model_id, series_id, &et, ts, &p.facts);
+        for (dim, value) in &p.dims {
+            let v = resolver.dim_value(p.model_id, dim, ts, value);
+            batch.rollups.add_dim(p.model_id, dim, v, ts, &p.facts);
+        }
+        unstored_dims |= p.row.is_none() && !p.dims.is_empty();
+        if let Some(mut row) = p.row {
+            row.series_id = series_id;
+            batch.logs.push(row);
+        }
+    }
+    for m in job.metrics.drain(..) {
+        batch.rollups.add_metric(m.row.model_id, &m.row.name, m.row.ts, m.row.value);
+        batch.metrics.push(m.row);
+    }
+    unstored_dims
+}
+
+/// The second stage: takes everything folded so far, writes it in one transaction and answers
+/// its requests after the commit. Owns the breakdown deltas held back between commits (SQLite).
+async fn commit_loop(store: Arc<dyn Store>, handoff: Arc<Handoff>, flush_every: Duration, defer: bool, stats: Arc<WriterStats>) {
+    let mut pending = PendingDims::default();
+    loop {
+        let ready = handoff.ready.notified();
+        let (folded, closed) = {
+            let mut slot = handoff.slot.lock().await;
+            (slot.folded.take(), slot.closed)
+        };
+        let mut f = match folded {
+            Some(f) => {
+                handoff.taken.notify_waiters();
+                f
+            }
+            // Nothing to write, and the folder is gone: flush what is held back, then end.
+            None if closed => Folded::new(),
+            None => {
+                match pending.since {
+                    Some(since) => {
+                        if tokio::time::timeout_at((since + flush_every).into(), ready).await.is_ok() {
+                            continue;
+                        }
+                        // Quiet for a while with deltas held back: flush them on their own.
+                        Folded::new()
+                    }
+                    None => {
+                        ready.await;
+                        continue;
+                    }
+                }
+            }
+        };
+        f.batch.rollups.finish();
+        let flush_due = !defer
+            || closed
+            || !f.flush_waiters.is_empty()
+            || pending.dims.len() >= MAX_PENDING_DIMS
+            || pending.since.is_some_and(|t| t.elapsed() >= flush_every);
+        let nothing = f.batch.logs.is_empty() && f.batch.metrics.is_empty() && f.batch.rollups.is_empty();
+        if nothing && (pending.dims.is_empty() || !flush_due) {
+            for w in f.flush_waiters {
+                let _ = w.send(Ok(()));
+            }
+        } else {
+            let started = Instant::now();
+            let result = commit(store.as_ref(), &mut f.batch, &mut pending, defer, flush_due, f.unstored_dims).await;
+            let micros = started.elapsed().as_micros() as u64;
+            match &result {
+                Ok(w) => {
+                    stats.records_written.fetch_add(f.records as u64, Ordering::Relaxed);
+                    stats.rows_stored.fetch_add(w.stored, Ordering::Relaxed);
+                    stats.commits.fetch_add(1, Ordering::Relaxed);
+                    stats.commit_micros_total.fetch_add(micros, Ordering::Relaxed);
+                    stats.breakdown_flushes.fetch_add(w.flushed as u64, Ordering::Relaxed);
+                }
+                Err(e) => tracing::error!(error = %e, records = f.records, "ingest write failed; clients get an error and may retry"),
+            }
+            let answer = || match &result {
+                Ok(_) => Ok(()),
+                Err(e) => Err(Error::Storage(e.to_string())),
+            };
+            for j in f.jobs {
+                let _ = j.done.send(answer());
+            }
+            for w in f.flush_waiters {
+                let _ = w.send(answer());
+            }
+        }
+        if closed && handoff.slot.lock().await.folded.is_none() && (pending.dims.is_empty() || !defer) {
+            break;
         }
     }
 }
@@ -342,42 +474,15 @@ struct Written {
     flushed: bool,
 }
 
-async fn write_group(
+/// Writes a folded batch in one transaction, with the held-back breakdown deltas when due.
+async fn commit(
     store: &dyn Store,
-    resolver: &mut Resolver,
-    jobs: &mut [Job],
+    batch: &mut WriteBatch,
     pending: &mut PendingDims,
     defer: bool,
     flush_due: bool,
+    unstored_dims: bool,
 ) -> Result<Written> {
-    let mut batch = WriteBatch::default();
-    let mut unstored_dims = false;
-    for job in jobs.iter_mut() {
-        for p in job.logs.drain(..) {
-            let series_id = resolver.series_id(store, p.model_id, &p.series).await?;
-            let ts = p.ts;
-            let et = match (&p.error_type, p.facts.error) {
-                (_, false) => String::new(),
-                (Some(t), true) => resolver.error_type(p.model_id, ts, t),
-                (None, true) => resolver.error_type(p.model_id, ts, "error"),
-            };
-            batch.rollups.add_log(p.model_id, series_id, &et, ts, &p.facts);
-            for (dim, value) in &p.dims {
-                let v = resolver.dim_value(p.model_id, dim, ts, value);
-                batch.rollups.add_dim(p.model_id, dim, v, ts, &p.facts);
-            }
-            unstored_dims |= p.row.is_none() && !p.dims.is_empty();
-            if let Some(mut row) = p.row {
-                row.series_id = series_id;
-                batch.logs.push(row);
-            }
-        }
-        for m in job.metrics.drain(..) {
-            batch.rollups.add_metric(m.row.model_id, &m.row.name, m.row.ts, m.row.value);
-            batch.metrics.push(m.row);
-        }
-    }
-    batch.rollups.finish();
     let flush = !defer || flush_due || unstored_dims;
     if defer {
         // Held-back deltas join this commit when it flushes; they are dropped from memory only
@@ -387,11 +492,11 @@ async fn write_group(
             batch.rollups.dims = pending.dims.clone();
             merge_dims(&mut batch.rollups.dims, group_dims.iter());
             batch.breakdown_mark = BreakdownMark::AllLogs;
-            store.write_batch(&batch).await?;
+            store.write_batch(batch).await?;
             pending.dims.clear();
             pending.since = None;
         } else {
-            store.write_batch(&batch).await?;
+            store.write_batch(batch).await?;
             merge_dims(&mut pending.dims, group_dims.iter());
             if !pending.dims.is_empty() && pending.since.is_none() {
                 pending.since = Some(Instant::now());
@@ -401,7 +506,7 @@ async fn write_group(
         // Breakdowns are complete after every commit; keep the mark in step for a later start
         // with deferral on.
         batch.breakdown_mark = BreakdownMark::AllLogs;
-        store.write_batch(&batch).await?;
+        store.write_batch(batch).await?;
     }
     Ok(Written { stored: batch.logs.len() as u64, flushed: flush && !batch.rollups.dims.is_empty() })
 }
