@@ -123,3 +123,14 @@ both_backends!(engine_bootstrap_visibility_and_authorisation, |url: String| asyn
     e.logout(&session.token).await.unwrap();
     assert!(matches!(e.authenticate(&session.token).await, Err(Error::Unauthenticated)));
 });
+
+// The writer answers a job without records (nothing to commit) and stops on shutdown; later
+// submits are refused.
+both_backends!(writer_answers_empty_jobs_and_stops, |url: String| async move {
+    let s: std::sync::Arc<dyn Store> = store::open(&url).await.unwrap().into();
+    let w = engine::ingest::writer::Writer::start(s, Default::default());
+    w.submit(Vec::new(), Vec::new()).await.unwrap();
+    w.flush_breakdowns().await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), w.shutdown()).await.expect("shutdown returns");
+    assert!(matches!(w.submit(Vec::new(), Vec::new()).await, Err(Error::Unavailable)));
+});

@@ -281,6 +281,28 @@ struct Handoff {
     ready: Notify,
     /// The committer took the slot's group.
     taken: Notify,
+    /// Cleared when a task ends for any reason (a panic included), so the other one does not
+    /// wait for it forever.
+    folder_alive: AtomicBool,
+    committer_alive: AtomicBool,
+}
+
+/// Marks a pipeline task as gone when it ends, and wakes the other task.
+struct Alive {
+    handoff: Arc<Handoff>,
+    committer: bool,
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        if self.committer {
+            self.handoff.committer_alive.store(false, Ordering::Release);
+            self.handoff.taken.notify_waiters();
+        } else {
+            self.handoff.folder_alive.store(false, Ordering::Release);
+            self.handoff.ready.notify_one();
+        }
+    }
 }
 
 /// The writer is a two-stage pipeline. This task folds each queued job into the group the
@@ -291,7 +313,14 @@ struct Handoff {
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, cfg: WriterConfig, stats: Arc<WriterStats>) {
     let max_group = cfg.max_group.max(1);
     let defer = store.defers_breakdowns() && !cfg.breakdown_flush.is_zero();
-    let handoff = Arc::new(Handoff { slot: Mutex::new(Slot { folded: None, closed: false }), ready: Notify::new(), taken: Notify::new() });
+    let handoff = Arc::new(Handoff {
+        slot: Mutex::new(Slot { folded: None, closed: false }),
+        ready: Notify::new(),
+        taken: Notify::new(),
+        folder_alive: AtomicBool::new(true),
+        committer_alive: AtomicBool::new(true),
+    });
+    let _alive = Alive { handoff: handoff.clone(), committer: false };
     let committer = tokio::spawn(commit_loop(store.clone(), handoff.clone(), cfg.breakdown_flush, defer, stats));
     let mut resolver = Resolver {
         series: HashMap::new(),
@@ -301,7 +330,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, cfg: W
     };
     let mut last_sweep = Instant::now();
     let mut stopping = false;
-    loop {
+    'jobs: loop {
         let msg = if stopping {
             // Also take what raced with the shutdown message.
             match rx.try_recv() {
@@ -328,6 +357,12 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, cfg: W
                 // A full group waits for the committer to take it.
                 let mut slot = loop {
                     let taken = handoff.taken.notified();
+                    if !handoff.committer_alive.load(Ordering::Acquire) {
+                        // The committer died (a bug): stop; every waiting request gets
+                        // `Unavailable` as its answer channel is dropped.
+                        tracing::error!("ingest committer stopped; the writer stops taking records");
+                        break 'jobs;
+                    }
                     let slot = handoff.slot.lock().await;
                     if slot.folded.as_ref().is_none_or(|f| f.records < max_group) {
                         break slot;
@@ -397,12 +432,13 @@ fn fold_job(resolver: &mut Resolver, batch: &mut WriteBatch, job: &mut Job, seri
 /// The second stage: takes everything folded so far, writes it in one transaction and answers
 /// its requests after the commit. Owns the breakdown deltas held back between commits (SQLite).
 async fn commit_loop(store: Arc<dyn Store>, handoff: Arc<Handoff>, flush_every: Duration, defer: bool, stats: Arc<WriterStats>) {
+    let _alive = Alive { handoff: handoff.clone(), committer: true };
     let mut pending = PendingDims::default();
     loop {
         let ready = handoff.ready.notified();
         let (folded, closed) = {
             let mut slot = handoff.slot.lock().await;
-            (slot.folded.take(), slot.closed)
+            (slot.folded.take(), slot.closed || !handoff.folder_alive.load(Ordering::Acquire))
         };
         let mut f = match folded {
             Some(f) => {
@@ -435,6 +471,9 @@ async fn commit_loop(store: Arc<dyn Store>, handoff: Arc<Handoff>, flush_every: 
             || pending.since.is_some_and(|t| t.elapsed() >= flush_every);
         let nothing = f.batch.logs.is_empty() && f.batch.metrics.is_empty() && f.batch.rollups.is_empty();
         if nothing && (pending.dims.is_empty() || !flush_due) {
+            for j in f.jobs {
+                let _ = j.done.send(Ok(()));
+            }
             for w in f.flush_waiters {
                 let _ = w.send(Ok(()));
             }
@@ -452,6 +491,7 @@ async fn commit_loop(store: Arc<dyn Store>, handoff: Arc<Handoff>, flush_every: 
                 }
                 Err(e) => tracing::error!(error = %e, records = f.records, "ingest write failed; clients get an error and may retry"),
             }
+            let failed = result.is_err();
             let answer = || match &result {
                 Ok(_) => Ok(()),
                 Err(e) => Err(Error::Storage(e.to_string())),
@@ -462,8 +502,15 @@ async fn commit_loop(store: Arc<dyn Store>, handoff: Arc<Handoff>, flush_every: 
             for w in f.flush_waiters {
                 let _ = w.send(answer());
             }
+            if failed && !closed {
+                // The database is failing: do not retry held-back deltas in a busy loop.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
-        if closed && handoff.slot.lock().await.folded.is_none() && (pending.dims.is_empty() || !defer) {
+        // Closed: the folder has handed over everything, and this round flushed what was
+        // held back (tried once; after a failed flush the next start rebuilds the breakdowns
+        // of stored rows, see `recover_breakdowns`).
+        if closed {
             break;
         }
     }
