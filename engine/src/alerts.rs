@@ -844,14 +844,16 @@ impl Engine {
         Ok(Observation { value, requests: totals.requests })
     }
 
-    /// The series of a model whose logs count for a rule: `None` when the rule is not narrowed
-    /// by environment or provider (every log counts); empty when none match (not covered).
-    async fn rule_series(&self, rule: &AlertRule, model_id: i64) -> Result<Option<Vec<i64>>> {
+    /// Whether a rule covers a model by environment and provider, and which of its series then
+    /// count: `None` when no series matches (not covered); `Some(None)` when the rule is not
+    /// narrowed (every log counts); `Some(Some(ids))` otherwise.
+    async fn rule_series(&self, rule: &AlertRule, model_id: i64) -> Result<Option<Option<Vec<i64>>>> {
         if !rule.scoped() {
-            return Ok(None);
+            return Ok(Some(None));
         }
         let series = self.store().series_of_model(model_id).await?;
-        Ok(Some(series.into_iter().filter(|(_, k)| rule.matches_dims(&k.environment, &k.provider)).map(|(id, _)| id).collect()))
+        let ids: Vec<i64> = series.into_iter().filter(|(_, k)| rule.matches_dims(&k.environment, &k.provider)).map(|(id, _)| id).collect();
+        Ok((!ids.is_empty()).then_some(Some(ids)))
     }
 
     /// The baseline of an anomaly rule: the metric over the same window on previous days (7)
@@ -956,8 +958,7 @@ impl Engine {
         let mut scope: HashMap<i64, Option<Vec<i64>>> = HashMap::new();
         if rule.enabled {
             for m in models.iter().filter(|m| rule.covers(&m.name)) {
-                let series = self.rule_series(rule, m.id).await?;
-                if series.as_ref().is_none_or(|ids| !ids.is_empty()) {
+                if let Some(series) = self.rule_series(rule, m.id).await? {
                     scope.insert(m.id, series);
                 }
             }
@@ -1106,8 +1107,7 @@ impl Engine {
         let models = self.store().list_models().await?;
         let mut chosen = None;
         for m in Self::visible_covered(p, &rule, &models) {
-            let series = self.rule_series(&rule, m.id).await?;
-            if series.as_ref().is_none_or(|ids| !ids.is_empty()) {
+            if let Some(series) = self.rule_series(&rule, m.id).await? {
                 chosen = Some((m.clone(), series));
                 break;
             }

@@ -584,6 +584,7 @@ pub struct AlertState {
 
 /// One entry of an alert's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(sqlx::FromRow))]
 pub struct AlertEvent {
     pub id: i64,
     pub rule_id: i64,

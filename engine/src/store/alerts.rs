@@ -59,19 +59,6 @@ impl RuleRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct EventRow {
-    pub id: i64,
-    pub rule_id: i64,
-    pub rule_name: String,
-    pub model: String,
-    pub ts: i64,
-    pub kind: String,
-    pub severity: String,
-    pub value: Option<f64>,
-    pub detail: String,
-}
-
-#[derive(sqlx::FromRow)]
 pub(crate) struct ChannelRow {
     pub id: i64,
     pub name: String,
@@ -323,7 +310,7 @@ macro_rules! impl_alert_store {
             }
 
             async fn alert_events(&self, rule_id: Option<i64>, model_id: Option<i64>, limit: i64) -> $crate::error::Result<Vec<$crate::types::AlertEvent>> {
-                let rows: Vec<$crate::store::alerts::EventRow> = sqlx::query_as(
+                Ok(sqlx::query_as(
                     "SELECT e.id, e.rule_id, r.name AS rule_name, m.name AS model, e.ts, e.kind, e.severity, e.value, e.detail \
                      FROM alert_events e JOIN alert_rules r ON r.id = e.rule_id JOIN models m ON m.id = e.model_id \
                      WHERE ($1 IS NULL OR e.rule_id = $1) AND ($2 IS NULL OR e.model_id = $2) ORDER BY e.ts DESC, e.id DESC LIMIT $3",
@@ -332,21 +319,7 @@ macro_rules! impl_alert_store {
                 .bind(model_id)
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|r| $crate::types::AlertEvent {
-                        id: r.id,
-                        rule_id: r.rule_id,
-                        rule_name: r.rule_name,
-                        model: r.model,
-                        ts: r.ts,
-                        kind: r.kind,
-                        severity: r.severity,
-                        value: r.value,
-                        detail: r.detail,
-                    })
-                    .collect())
+                .await?)
             }
 
             async fn list_channels(&self) -> $crate::error::Result<Vec<$crate::types::AlertChannel>> {
