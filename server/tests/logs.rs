@@ -184,6 +184,57 @@ both_backends!(every_filter_matches_exactly_the_right_records, |app: TestApp| as
     assert_eq!((status, page["count"].as_i64()), (200, Some(0)), "{page}");
 });
 
+both_backends!(trace_and_span_ids_read_back_as_written_and_match, |app: TestApp| async move {
+    let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
+    let (trace, span) = ("0af7651916cd43dd8448eb211c80319c", "00f067aa0ba902b7");
+    let records = [
+        json!({"model": "ids", "timestamp": T0, "trace_id": trace, "span_id": span, "message": "hex"}),
+        json!({"model": "ids", "timestamp": T0 + 1, "trace_id": "Req-42", "span_id": "ABCDEF", "message": "text"}),
+        json!({"model": "ids", "timestamp": T0 + 2, "message": "none"}),
+    ];
+    assert_eq!(app.ingest(&key, &records).await.1["accepted"], 3);
+    let search = |q: String| {
+        let (app, key) = (&app, &key);
+        async move {
+            let (status, page) = get(app, key, &format!("model=ids&from={T0}&to={}&{q}", T0 + MIN)).await;
+            assert_eq!(status, 200, "{q}: {page}");
+            page["logs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| (l["message"].as_str().unwrap().to_string(), l["trace_id"].clone(), l["span_id"].clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let hex = ("hex".to_string(), json!(trace), json!(span));
+    assert_eq!(search(format!("trace_id={trace}")).await, vec![hex.clone()]);
+    // Ids match exactly as written, whatever form they are stored in.
+    assert_eq!(search(format!("trace_id={}", trace.to_uppercase())).await, vec![]);
+    assert_eq!(search("trace_id=Req-42".into()).await, vec![("text".to_string(), json!("Req-42"), json!("ABCDEF"))]);
+    assert_eq!(search("trace_id=req-42".into()).await, vec![]);
+    assert_eq!(search("trace_id=(none)".into()).await.len(), 1, "records without a trace id");
+    let all = search(String::new()).await;
+    assert_eq!(all.len(), 3);
+    assert!(all.contains(&hex));
+
+    // SQLite keeps hex ids as their bytes (16 and 8), other ids as text.
+    if app.database_url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        let kinds: Vec<(String, String, Option<i64>)> =
+            sqlx::query_as("SELECT typeof(trace_id), typeof(span_id), length(trace_id) FROM logs WHERE trace_id IS NOT NULL ORDER BY ts")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(kinds, vec![("blob".into(), "blob".into(), Some(16)), ("text".into(), "text".into(), Some(6))]);
+        // Rows written before ids were kept as bytes hold hex text; they still match.
+        sqlx::query("UPDATE logs SET trace_id = CAST(lower(hex(trace_id)) AS TEXT) WHERE typeof(trace_id) = 'blob'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(search(format!("trace_id={trace}")).await, vec![hex.clone()]);
+    }
+});
+
 both_backends!(pages_have_no_duplicates_or_gaps_while_ingest_goes_on, |app: TestApp| async move {
     let key = seed(&app, "chat").await;
     let range = format!("model=chat&from={T0}&to={}", T0 + 10 * N * MIN);

@@ -56,6 +56,13 @@ fn quoted(phrases: &[Vec<String>]) -> String {
     phrases.iter().map(|p| format!("\"{}\"", p.join(" "))).collect::<Vec<_>>().join(" ")
 }
 
+/// An id that SQLite stores as its bytes: non-empty, even-length lowercase hex (what
+/// OpenTelemetry trace and span ids are), so that reading it back as lowercase hex gives
+/// exactly what was written.
+pub(crate) fn is_hex_id(id: &str) -> bool {
+    !id.is_empty() && id.len() % 2 == 0 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Column {
     Level,
@@ -176,6 +183,12 @@ impl LogFilter {
             match c {
                 Cond::Flag(bit, set) => {
                     let _ = write!(sql, " AND (flags & {bit}) {} 0", if *set { "<>" } else { "=" });
+                }
+                // SQLite stores lowercase hex ids as their bytes (`sqlite::id_value`), older rows
+                // may hold them as text: match either form.
+                Cond::Eq(Column::TraceId, Bind::Text(v)) if dialect == Dialect::Sqlite && is_hex_id(v) => {
+                    let (a, b) = (p(Bind::Text(v.clone())), p(Bind::Text(v.clone())));
+                    let _ = write!(sql, " AND trace_id IN ({a}, unhex({b}))");
                 }
                 Cond::Eq(col, v) => {
                     let _ = write!(sql, " AND {} = {}", col.sql(), p(v.clone()));

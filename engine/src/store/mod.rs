@@ -378,9 +378,21 @@ impl RuleRow {
     }
 }
 
-pub(crate) const LOG_COLUMNS: &str = "id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, \
+const LOG_COLUMNS: &str = "id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, \
     input_tokens, output_tokens, cached_tokens, cost_usd, feedback, error_type, message, error_message, user_id, \
     session_id, trace_id, span_id, metadata";
+/// SQLite keeps hex trace and span ids as bytes (see `sqlite::id_value`) and reads them back
+/// as the same lowercase hex.
+const SQLITE_LOG_COLUMNS: &str = "id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, \
+    input_tokens, output_tokens, cached_tokens, cost_usd, feedback, error_type, message, error_message, user_id, \
+    session_id, \
+    CASE WHEN typeof(trace_id) = 'blob' THEN lower(hex(trace_id)) ELSE trace_id END AS trace_id, \
+    CASE WHEN typeof(span_id) = 'blob' THEN lower(hex(span_id)) ELSE span_id END AS span_id, metadata";
+
+/// The columns of a `StoredLog`, as the backend (`"sqlite"` or `"postgres"`) selects them.
+pub(crate) fn log_columns(backend: &str) -> &'static str {
+    if backend == "sqlite" { SQLITE_LOG_COLUMNS } else { LOG_COLUMNS }
+}
 
 /// A rollup row as stored, used to merge a delta into it.
 #[derive(sqlx::FromRow)]
@@ -1396,7 +1408,7 @@ macro_rules! impl_common_store {
                 let (w, binds) = f.where_clause($crate::store::filter::Dialect::of($backend));
                 let sql = format!(
                     "SELECT {} FROM logs WHERE {w} ORDER BY ts DESC, id DESC LIMIT {}",
-                    $crate::store::LOG_COLUMNS,
+                    $crate::store::log_columns($backend),
                     limit.max(0)
                 );
                 let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, $crate::store::StoredLog>(&sql), &binds);
@@ -1426,7 +1438,7 @@ macro_rules! impl_common_store {
                 let w = w.replacen("model_id =", "+model_id =", 1);
                 let sql = format!(
                     "SELECT {} FROM logs WHERE id > ${} AND {w} ORDER BY id DESC LIMIT {}",
-                    $crate::store::LOG_COLUMNS,
+                    $crate::store::log_columns($backend),
                     binds.len(),
                     limit.max(0)
                 );
@@ -1477,7 +1489,7 @@ macro_rules! impl_common_store {
             }
 
             async fn log_by_id(&self, id: i64) -> $crate::error::Result<Option<$crate::store::StoredLog>> {
-                let sql = format!("SELECT {} FROM logs WHERE id = $1", $crate::store::LOG_COLUMNS);
+                let sql = format!("SELECT {} FROM logs WHERE id = $1", $crate::store::log_columns($backend));
                 Ok(sqlx::query_as::<_, $crate::store::StoredLog>(&sql).bind(id).fetch_optional(&self.pool).await?)
             }
 

@@ -226,7 +226,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn logs_after_impl(&self, after: i64, limit: i64) -> Result<Vec<StoredLog>> {
-        let sql = format!("SELECT {} FROM logs WHERE id > ? ORDER BY id LIMIT ?", super::LOG_COLUMNS);
+        let sql = format!("SELECT {} FROM logs WHERE id > ? ORDER BY id LIMIT ?", super::log_columns("sqlite"));
         Ok(sqlx::query_as::<_, StoredLog>(&sql).bind(after).bind(limit).fetch_all(&self.pool).await?)
     }
 }
@@ -255,7 +255,64 @@ fn bind_log<'q>(
         .bind(r.error_message.as_deref())
         .bind(r.user_id.as_deref())
         .bind(r.session_id.as_deref())
-        .bind(r.trace_id.as_deref())
-        .bind(r.span_id.as_deref())
+        .bind(id_value(r.trace_id.as_deref()))
+        .bind(id_value(r.span_id.as_deref()))
         .bind(r.metadata.as_deref())
+}
+
+/// A trace or span id as stored on SQLite: lowercase hex (what OpenTelemetry ids are) as its
+/// bytes, half the size; anything else as the text it is. Reads turn the bytes back into the
+/// same hex (`SQLITE_LOG_COLUMNS`), and an id filter matches either form.
+#[derive(Debug, PartialEq)]
+pub(crate) enum IdValue<'a> {
+    Bytes(Vec<u8>),
+    Text(&'a str),
+}
+
+pub(crate) fn id_value(id: Option<&str>) -> Option<IdValue<'_>> {
+    let id = id?;
+    Some(match super::filter::is_hex_id(id).then(|| hex::decode(id).ok()).flatten() {
+        Some(bytes) => IdValue::Bytes(bytes),
+        None => IdValue::Text(id),
+    })
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for IdValue<'q> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Sqlite as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        match self {
+            IdValue::Bytes(b) => <Vec<u8> as sqlx::Encode<'q, sqlx::Sqlite>>::encode_by_ref(b, buf),
+            IdValue::Text(t) => <&str as sqlx::Encode<'q, sqlx::Sqlite>>::encode_by_ref(t, buf),
+        }
+    }
+}
+
+impl sqlx::Type<sqlx::Sqlite> for IdValue<'_> {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <&str as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+    fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Sqlite>>::compatible(ty) || <Vec<u8> as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowercase_hex_ids_are_stored_as_bytes_and_the_rest_as_text() {
+        assert_eq!(
+            id_value(Some("0af7651916cd43dd8448eb211c80319c")),
+            Some(IdValue::Bytes(hex::decode("0af7651916cd43dd8448eb211c80319c").unwrap()))
+        );
+        assert_eq!(id_value(Some("00f067aa0ba902b7")).map(|v| matches!(v, IdValue::Bytes(b) if b.len() == 8)), Some(true));
+        // Upper case, odd length, non-hex and empty would not read back as written.
+        for text in ["0AF7651916CD43DD", "abc", "tr-1", "", "zz"] {
+            assert_eq!(id_value(Some(text)), Some(IdValue::Text(text)));
+        }
+        assert_eq!(id_value(None), None);
+    }
 }
