@@ -235,6 +235,86 @@ both_backends!(trace_and_span_ids_read_back_as_written_and_match, |app: TestApp|
     }
 });
 
+both_backends!(payloads_are_read_back_and_deleted_with_their_logs, |app: TestApp| async move {
+    let admin = app.admin().await;
+    let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
+    // Several requests' worth, so that the writer stores them in more than one commit.
+    let system = "You are a careful assistant. Answer in one sentence. ".repeat(4);
+    for batch in 0..3 {
+        let records: Vec<Value> = (0..50)
+            .map(|i| {
+                let n = batch * 50 + i;
+                let secret = if n % 10 == 3 { format!("drop-{n}") } else { format!("keep-{n}") };
+                json!({"model": "pl", "timestamp": T0 + n, "trace_id": secret, "request": format!("{system} Question {secret}"), "response": format!("Answer {secret}")})
+            })
+            .collect();
+        assert_eq!(app.ingest(&key, &records).await.1["accepted"], 50);
+    }
+    let page = |q: &str| {
+        let (app, key) = (&app, &key);
+        let q = format!("model=pl&from={T0}&to={}&limit=1000&payloads=true&{q}", T0 + MIN);
+        async move {
+            let (status, page) = get(app, key, &q).await;
+            assert_eq!(status, 200, "{page}");
+            page["logs"].as_array().unwrap().clone()
+        }
+    };
+    let logs = page("").await;
+    assert_eq!(logs.len(), 150);
+    for l in &logs {
+        let t = l["trace_id"].as_str().unwrap();
+        assert_eq!(l["request"].as_str().unwrap(), format!("{system} Question {t}"));
+        assert_eq!(l["response"].as_str().unwrap(), format!("Answer {t}"));
+    }
+
+    // Deleting by filter removes exactly those logs' payloads, wherever they are stored.
+    let q = format!("from={T0}&to={}&q=drop", T0 + MIN);
+    let n = app.call_ok(&admin, "count_logs_to_delete", &[("model", "pl"), ("query", &q)]).await;
+    assert_eq!(n.as_i64(), Some(15));
+    app.call_ok(&admin, "delete_logs", &[("model", "pl"), ("query", &q), ("confirm", &n.to_string())]).await;
+    let logs = page("").await;
+    assert_eq!(logs.len(), 135);
+    for l in &logs {
+        let t = l["trace_id"].as_str().unwrap();
+        assert!(t.starts_with("keep-"), "{t}");
+        assert_eq!(l["response"].as_str().unwrap(), format!("Answer {t}"));
+    }
+
+    // On SQLite they are gone from the blocks themselves, not just unreachable.
+    if app.database_url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
+        let blocks: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT first_id, body FROM payload_blocks").fetch_all(&pool).await.unwrap();
+        assert!(!blocks.is_empty());
+        let mut stored = 0;
+        for (first_id, body) in &blocks {
+            for (_, p) in engine::ingest::payload::decode_block(body, *first_id).unwrap() {
+                let text = engine::ingest::payload::Payload::decode(&p, false).unwrap();
+                assert!(text.response.starts_with("Answer keep-"), "{}", text.response);
+                stored += 1;
+            }
+        }
+        assert_eq!(stored, 135);
+        let legacy: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payloads").fetch_one(&pool).await.unwrap();
+        assert_eq!(legacy, 0, "new payloads are all in blocks");
+
+        // A database written before blocks has one `payloads` row per log: still read.
+        for (first_id, body) in &blocks {
+            for (id, p) in engine::ingest::payload::decode_block(body, *first_id).unwrap() {
+                sqlx::query("INSERT INTO payloads (log_id, body) VALUES (?, ?)").bind(id).bind(p).execute(&pool).await.unwrap();
+            }
+        }
+        sqlx::query("DELETE FROM payload_blocks").execute(&pool).await.unwrap();
+        let q = format!("from={T0}&to={}&trace_id=keep-0", T0 + MIN);
+        app.call_ok(&admin, "delete_logs", &[("model", "pl"), ("query", &q), ("confirm", "1")]).await;
+        let logs = page("").await;
+        assert_eq!(logs.len(), 134);
+        for l in &logs {
+            let t = l["trace_id"].as_str().unwrap();
+            assert_eq!(l["response"].as_str().unwrap(), format!("Answer {t}"));
+        }
+    }
+});
+
 both_backends!(pages_have_no_duplicates_or_gaps_while_ingest_goes_on, |app: TestApp| async move {
     let key = seed(&app, "chat").await;
     let range = format!("model=chat&from={T0}&to={}", T0 + 10 * N * MIN);

@@ -1,6 +1,7 @@
 //! Payload bytes: the one module that turns request/response text into what is stored, and back.
 //!
-//! Payloads live in their own table, apart from log rows, zstd-compressed and capped in size.
+//! Payloads live apart from log rows, zstd-compressed and capped in size; on SQLite many are
+//! stored together as a block (`encode_block`).
 //! Encryption at rest will be added here and nowhere else.
 //!
 //! Stored form: a format byte, then `[u32 LE request length][request][response]`, either as is
@@ -95,9 +96,123 @@ impl Payload {
     }
 }
 
+/// Many payloads stored as one value: the stored form of each (`Payload::encode`) with its
+/// log id, compressed together as one zstd frame. Prompt and response texts of one model share
+/// a great deal (system prompts, templates, JSON keys), which compression only finds across
+/// records; one row per block is also far cheaper to insert than one row per log.
+///
+/// Layout: `FORMAT_BLOCK`, then a zstd frame of repeated
+/// `[u32 LE log id − first id][u32 LE length][stored payload]`, ids ascending.
+const FORMAT_BLOCK: u8 = 2;
+/// zstd level for blocks: a block is written once per commit, so a little more effort than
+/// for single payloads pays for itself in disk.
+const BLOCK_LEVEL: i32 = 3;
+/// Uncompressed bytes after which a writer starts a new block, so that reading one payload
+/// never decompresses more than about this much.
+pub const BLOCK_BYTES: usize = 256 * 1024;
+
+/// Encodes `entries` (log id, stored payload; ids ascending, all ≥ `first_id`) as a block.
+pub fn encode_block(first_id: i64, entries: &[(i64, &[u8])]) -> Result<Vec<u8>> {
+    let mut raw = Vec::with_capacity(entries.iter().map(|(_, p)| p.len() + 8).sum());
+    for (id, p) in entries {
+        let offset = u32::try_from(id - first_id).map_err(|_| Error::Internal(format!("log {id} is too far from block start {first_id}")))?;
+        let len = u32::try_from(p.len()).map_err(|_| Error::Internal("payload over 4 GB".into()))?;
+        raw.extend_from_slice(&offset.to_le_bytes());
+        raw.extend_from_slice(&len.to_le_bytes());
+        raw.extend_from_slice(p);
+    }
+    let mut out = vec![FORMAT_BLOCK];
+    out.extend(zstd::bulk::compress(&raw, BLOCK_LEVEL).map_err(|e| Error::Internal(format!("payload block compression failed: {e}")))?);
+    Ok(out)
+}
+
+/// Every (log id, stored payload) in a block.
+pub fn decode_block(block: &[u8], first_id: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+    let corrupt = |what: &str| Error::Storage(format!("corrupt payload block {first_id}: {what}"));
+    let raw = match block.split_first() {
+        Some((&FORMAT_BLOCK, rest)) => zstd::stream::decode_all(rest).map_err(|e| corrupt(&e.to_string()))?,
+        _ => return Err(corrupt("unknown format")),
+    };
+    let mut out = Vec::new();
+    let mut rest = raw.as_slice();
+    while !rest.is_empty() {
+        if rest.len() < 8 {
+            return Err(corrupt("truncated entry"));
+        }
+        let offset = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as i64;
+        let len = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+        if rest.len() < 8 + len {
+            return Err(corrupt("bad length"));
+        }
+        out.push((first_id + offset, rest[8..8 + len].to_vec()));
+        rest = &rest[8 + len..];
+    }
+    Ok(out)
+}
+
+/// Cuts (log id, stored payload) pairs into runs for `encode_block`: each run holds about
+/// `BLOCK_BYTES` of payload at most (a single larger payload gets a run of its own).
+pub fn block_runs<'a>(entries: &'a [(i64, &'a [u8])]) -> Vec<&'a [(i64, &'a [u8])]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, p)) in entries.iter().enumerate() {
+        if i > start && bytes + p.len() + 8 > BLOCK_BYTES {
+            runs.push(&entries[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += p.len() + 8;
+    }
+    if start < entries.len() {
+        runs.push(&entries[start..]);
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_roundtrip_and_compress_across_records() {
+        let payloads: Vec<Vec<u8>> = (0..500)
+            .map(|i| {
+                Payload::new(Some(format!("{{\"messages\":[{{\"role\":\"system\",\"content\":\"You are a helpful assistant.\"}},{{\"role\":\"user\",\"content\":\"Question {i}\"}}]}}")), Some(format!("Answer {i}")), 1000)
+                    .unwrap()
+                    .encode()
+                    .unwrap()
+            })
+            .collect();
+        let entries: Vec<(i64, &[u8])> = payloads.iter().enumerate().map(|(i, p)| (1000 + 2 * i as i64, p.as_slice())).collect();
+        let block = encode_block(1000, &entries).unwrap();
+        let back = decode_block(&block, 1000).unwrap();
+        assert_eq!(back.len(), 500);
+        for ((id, p), (bid, bp)) in entries.iter().zip(&back) {
+            assert_eq!((id, p.to_vec()), (bid, bp.clone()));
+        }
+        let (id, p) = &back[7];
+        assert_eq!(*id, 1014);
+        assert_eq!(Payload::decode(p, false).unwrap().response, "Answer 7");
+        let raw: usize = payloads.iter().map(Vec::len).sum();
+        assert!(block.len() * 5 < raw, "block {} bytes for {raw} bytes of payloads", block.len());
+        assert!(decode_block(b"\x02garbage", 1).is_err());
+        assert!(decode_block(&payloads[0], 1).is_err(), "a single payload is not a block");
+    }
+
+    #[test]
+    fn runs_are_bounded_in_size() {
+        let small = vec![0u8; 1000];
+        let big = vec![0u8; BLOCK_BYTES * 2];
+        let mut entries: Vec<(i64, &[u8])> = (0..600).map(|i| (i, small.as_slice())).collect();
+        entries.insert(300, (10_000, big.as_slice()));
+        let runs = block_runs(&entries);
+        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), entries.len());
+        for r in &runs {
+            let bytes: usize = r.iter().map(|(_, p)| p.len() + 8).sum();
+            assert!(r.len() == 1 || bytes <= BLOCK_BYTES, "run of {} entries, {bytes} bytes", r.len());
+        }
+        assert!(runs.iter().any(|r| r.len() == 1 && r[0].0 == 10_000));
+        assert!(block_runs(&[]).is_empty());
+    }
 
     #[test]
     fn roundtrip_and_truncation() {

@@ -1456,18 +1456,38 @@ macro_rules! impl_common_store {
             async fn delete_logs(&self, f: &$crate::store::filter::LogFilter) -> $crate::error::Result<u64> {
                 let dialect = $crate::store::filter::Dialect::of($backend);
                 let (w, binds) = f.where_clause(dialect);
-                let text = match dialect {
-                    $crate::store::filter::Dialect::Sqlite => "DELETE FROM logs_fts WHERE rowid IN (SELECT id FROM logs WHERE {w})",
-                    $crate::store::filter::Dialect::Postgres => "DELETE FROM logs_text WHERE log_id IN (SELECT id FROM logs WHERE {w})",
-                };
                 let mut tx = self.pool.begin().await?;
-                // The dependent rows first, while the logs still select them.
-                for sql in ["DELETE FROM payloads WHERE log_id IN (SELECT id FROM logs WHERE {w})", text] {
-                    let sql = sql.replace("{w}", &w);
-                    $crate::store::filter::bind_all!(sqlx::query(&sql), &binds).execute(&mut *tx).await?;
+                // The ids first: the filter may be a full-text search, which stops matching
+                // once the index rows are gone, so nothing is deleted by the filter itself.
+                let setup: &[&str] = match dialect {
+                    $crate::store::filter::Dialect::Sqlite => &[
+                        "CREATE TEMP TABLE IF NOT EXISTS doomed_logs (id INTEGER PRIMARY KEY)",
+                        "DELETE FROM doomed_logs",
+                    ],
+                    $crate::store::filter::Dialect::Postgres => &["CREATE TEMP TABLE doomed_logs (id BIGINT PRIMARY KEY) ON COMMIT DROP"],
+                };
+                for sql in setup {
+                    sqlx::query(sql).execute(&mut *tx).await?;
                 }
-                let sql = format!("DELETE FROM logs WHERE {w}");
-                let done = $crate::store::filter::bind_all!(sqlx::query(&sql), &binds).execute(&mut *tx).await?;
+                let sql = format!("INSERT INTO doomed_logs (id) SELECT id FROM logs WHERE {w}");
+                $crate::store::filter::bind_all!(sqlx::query(&sql), &binds).execute(&mut *tx).await?;
+                let (min, max): (Option<i64>, Option<i64>) =
+                    sqlx::query_as("SELECT MIN(id), MAX(id) FROM doomed_logs").fetch_one(&mut *tx).await?;
+                let text = match dialect {
+                    $crate::store::filter::Dialect::Sqlite => "DELETE FROM logs_fts WHERE rowid IN (SELECT id FROM doomed_logs)",
+                    $crate::store::filter::Dialect::Postgres => "DELETE FROM logs_text WHERE log_id IN (SELECT id FROM doomed_logs)",
+                };
+                for sql in ["DELETE FROM payloads WHERE log_id IN (SELECT id FROM doomed_logs)", text] {
+                    sqlx::query(sql).execute(&mut *tx).await?;
+                }
+                let done = sqlx::query("DELETE FROM logs WHERE id IN (SELECT id FROM doomed_logs)").execute(&mut *tx).await?;
+                // Payloads stored in blocks: rewritten without the deleted logs'.
+                if let (Some(min), Some(max)) = (min, max) {
+                    self.prune_payloads_impl(&mut *tx, min, max).await?;
+                }
+                if dialect == $crate::store::filter::Dialect::Sqlite {
+                    sqlx::query("DELETE FROM doomed_logs").execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(done.rows_affected())
             }
@@ -1498,7 +1518,7 @@ macro_rules! impl_common_store {
             }
 
             async fn payload(&self, log_id: i64) -> $crate::error::Result<Option<Vec<u8>>> {
-                Ok(sqlx::query_scalar("SELECT body FROM payloads WHERE log_id = $1").bind(log_id).fetch_optional(&self.pool).await?)
+                self.payload_impl(log_id).await
             }
 
             async fn rollup_total(

@@ -14,6 +14,17 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    pub(crate) async fn payload_impl(&self, log_id: i64) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar("SELECT body FROM payloads WHERE log_id = $1").bind(log_id).fetch_optional(&self.pool).await?)
+    }
+
+    /// Payload rows go with their logs in `delete_logs`; nothing else holds them.
+    pub(crate) async fn prune_payloads_impl(&self, _tx: &mut sqlx::PgConnection, _min: i64, _max: i64) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)

@@ -12,6 +12,15 @@ static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// The payload block read last, decoded: a page of logs or an export mostly reads
+    /// payloads of neighbouring logs, which share blocks. Cleared when blocks are rewritten.
+    last_block: std::sync::Mutex<Option<DecodedBlock>>,
+}
+
+struct DecodedBlock {
+    first_id: i64,
+    last_id: i64,
+    entries: std::sync::Arc<Vec<(i64, Vec<u8>)>>,
 }
 
 impl SqliteStore {
@@ -33,7 +42,7 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| Error::Storage(format!("SQLite migrations failed: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self { pool, last_block: std::sync::Mutex::new(None) })
     }
 
     pub(crate) fn migrator() -> &'static Migrator {
@@ -52,6 +61,7 @@ use sqlx::Connection;
 
 use super::{BreakdownMark, LogRow, StoredLog, WriteBatch, rollup_table, sketch_bytes};
 use crate::ingest::rollup::{Resolution, RollupAcc};
+use crate::ingest::payload;
 
 /// Rows per multi-row INSERT: 23 columns × 400 rows stays well under SQLite's 32766 variables,
 /// and a fixed size lets the prepared statement be reused.
@@ -100,13 +110,15 @@ impl SqliteStore {
                 }
                 q.execute(&mut *tx).await?;
             }
-            for chunk in payloads.chunks(LOG_CHUNK) {
-                let sql = format!("INSERT INTO payloads (log_id, body) VALUES {}", values_sql(chunk.len(), 2));
-                let mut q = sqlx::query(&sql);
-                for (id, body) in chunk {
-                    q = q.bind(*id).bind(*body);
-                }
-                q.execute(&mut *tx).await?;
+            // Payloads in blocks of neighbouring logs (ids ascend with `payloads`).
+            for run in payload::block_runs(&payloads) {
+                let (first, last) = (run[0].0, run[run.len() - 1].0);
+                sqlx::query("INSERT INTO payload_blocks (first_id, last_id, body) VALUES (?, ?, ?)")
+                    .bind(first)
+                    .bind(last)
+                    .bind(payload::encode_block(first, run)?)
+                    .execute(&mut *tx)
+                    .await?;
             }
             // The full-text index: contentless FTS5, keyed by the log id.
             let texts: Vec<(i64, &str)> = b
@@ -216,6 +228,77 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// The stored payload of a log: from its block, or from `payloads` for rows written before
+    /// blocks.
+    pub(crate) async fn payload_impl(&self, log_id: i64) -> Result<Option<Vec<u8>>> {
+        let cached = self.cached_block(log_id);
+        let entries = match cached {
+            Some(entries) => Some(entries),
+            None => {
+                let row: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
+                    "SELECT first_id, last_id, body FROM payload_blocks WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1",
+                )
+                .bind(log_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                match row {
+                    Some((first_id, last_id, body)) if last_id >= log_id => {
+                        let entries = std::sync::Arc::new(payload::decode_block(&body, first_id)?);
+                        *self.last_block.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(DecodedBlock { first_id, last_id, entries: entries.clone() });
+                        Some(entries)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let Some(entries) = entries {
+            return Ok(entries.binary_search_by_key(&log_id, |(id, _)| *id).ok().map(|i| entries[i].1.clone()));
+        }
+        Ok(sqlx::query_scalar("SELECT body FROM payloads WHERE log_id = ?").bind(log_id).fetch_optional(&self.pool).await?)
+    }
+
+    fn cached_block(&self, log_id: i64) -> Option<std::sync::Arc<Vec<(i64, Vec<u8>)>>> {
+        let guard = self.last_block.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().filter(|b| b.first_id <= log_id && log_id <= b.last_id).map(|b| b.entries.clone())
+    }
+
+    /// After logs with ids in `min..=max` were deleted: removes their payloads from the blocks
+    /// (a block is rewritten without them, or dropped when nothing in it is left).
+    pub(crate) async fn prune_payloads_impl(&self, tx: &mut sqlx::SqliteConnection, min: i64, max: i64) -> Result<()> {
+        let blocks: Vec<(i64, i64, Vec<u8>)> =
+            sqlx::query_as("SELECT first_id, last_id, body FROM payload_blocks WHERE first_id <= ? AND last_id >= ?")
+                .bind(max)
+                .bind(min)
+                .fetch_all(&mut *tx)
+                .await?;
+        for (first_id, last_id, body) in blocks {
+            let live: std::collections::HashSet<i64> = sqlx::query_scalar("SELECT id FROM logs WHERE id BETWEEN ? AND ?")
+                .bind(first_id)
+                .bind(last_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+            let entries = payload::decode_block(&body, first_id)?;
+            let kept: Vec<(i64, &[u8])> = entries.iter().filter(|(id, _)| live.contains(id)).map(|(id, p)| (*id, p.as_slice())).collect();
+            if kept.len() == entries.len() {
+                continue;
+            }
+            if kept.is_empty() {
+                sqlx::query("DELETE FROM payload_blocks WHERE first_id = ?").bind(first_id).execute(&mut *tx).await?;
+            } else {
+                sqlx::query("UPDATE payload_blocks SET body = ? WHERE first_id = ?")
+                    .bind(payload::encode_block(first_id, &kept)?)
+                    .bind(first_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        *self.last_block.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
+    }
+
     /// One process owns the file, so the writer may hold breakdown deltas back between commits.
     pub(crate) const DEFERS_BREAKDOWNS: bool = true;
 
