@@ -1489,6 +1489,7 @@ macro_rules! impl_common_store {
                     sqlx::query("DELETE FROM doomed_logs").execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                self.forget_payload_blocks();
                 Ok(done.rows_affected())
             }
 

@@ -22,6 +22,8 @@ impl PostgresStore {
     pub(crate) async fn prune_payloads_impl(&self, _tx: &mut sqlx::PgConnection, _min: i64, _max: i64) -> Result<()> {
         Ok(())
     }
+
+    pub(crate) fn forget_payload_blocks(&self) {}
 }
 
 impl PostgresStore {

@@ -295,8 +295,13 @@ impl SqliteStore {
                     .await?;
             }
         }
-        *self.last_block.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
+    }
+
+    /// Drops the cached block; called once a deletion has committed (a read between the
+    /// rewrite and the commit may have cached the block as it was).
+    pub(crate) fn forget_payload_blocks(&self) {
+        *self.last_block.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// One process owns the file, so the writer may hold breakdown deltas back between commits.
