@@ -280,6 +280,35 @@ both_backends!(payloads_are_read_back_and_deleted_with_their_logs, |app: TestApp
         assert_eq!(l["response"].as_str().unwrap(), format!("Answer {t}"));
     }
 
+    // Ids continue from the highest stored one, so deleting the newest log gives its id to the
+    // next: that log must get its own payload, also right after its neighbour's block was read.
+    let q = format!("from={T0}&to={}&trace_id=keep-149", T0 + MIN);
+    app.call_ok(&admin, "delete_logs", &[("model", "pl"), ("query", &q), ("confirm", "1")]).await;
+    assert_eq!(page("trace_id=keep-148").await[0]["response"], "Answer keep-148");
+    let reused = json!({"model": "pl", "timestamp": T0 + 500, "trace_id": "new-1", "request": "fresh", "response": "Answer new-1"});
+    assert_eq!(app.ingest(&key, &[reused]).await.1["accepted"], 1);
+    let fresh = page("trace_id=new-1").await;
+    assert_eq!((fresh[0]["request"].as_str(), fresh[0]["response"].as_str()), (Some("fresh"), Some("Answer new-1")));
+
+    // A deletion while ingest keeps the database busy still goes through.
+    let busy = {
+        let (url, key) = (app.url("/api/v1/logs"), key.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0..40 {
+                let body: String = (0..200).map(|j| format!("{}\n", json!({"model": "other", "trace_id": format!("b{i}-{j}"), "request": "x"}))).collect();
+                let r = client.post(&url).bearer_auth(&key).header("content-type", "application/x-ndjson").body(body).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        })
+    };
+    for n in [5, 7] {
+        let q = format!("from={T0}&to={}&trace_id=keep-{n}", T0 + MIN);
+        app.call_ok(&admin, "delete_logs", &[("model", "pl"), ("query", &q), ("confirm", "1")]).await;
+    }
+    busy.await.unwrap();
+    assert_eq!(page("").await.len(), 133);
+
     // On SQLite they are gone from the blocks themselves, not just unreachable.
     if app.database_url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
@@ -289,11 +318,15 @@ both_backends!(payloads_are_read_back_and_deleted_with_their_logs, |app: TestApp
         for (first_id, body) in &blocks {
             for (_, p) in engine::ingest::payload::decode_block(body, *first_id).unwrap() {
                 let text = engine::ingest::payload::Payload::decode(&p, false).unwrap();
-                assert!(text.response.starts_with("Answer keep-"), "{}", text.response);
+                if text.request == "x" {
+                    continue; // the other model's
+                }
+                let t = text.response.strip_prefix("Answer ").unwrap();
+                assert!(!t.starts_with("drop-") && !["keep-5", "keep-7", "keep-149"].contains(&t), "{t} was deleted");
                 stored += 1;
             }
         }
-        assert_eq!(stored, 135);
+        assert_eq!(stored, 133);
         let legacy: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payloads").fetch_one(&pool).await.unwrap();
         assert_eq!(legacy, 0, "new payloads are all in blocks");
 
@@ -310,7 +343,7 @@ both_backends!(payloads_are_read_back_and_deleted_with_their_logs, |app: TestApp
         let q = format!("from={T0}&to={}&trace_id=keep-0", T0 + MIN);
         app.call_ok(&admin, "delete_logs", &[("model", "pl"), ("query", &q), ("confirm", "1")]).await;
         let logs = page("").await;
-        assert_eq!(logs.len(), 134);
+        assert_eq!(logs.len(), 132);
         for l in &logs {
             let t = l["trace_id"].as_str().unwrap();
             assert_eq!(l["response"].as_str().unwrap(), format!("Legacy {t}"));

@@ -1456,7 +1456,15 @@ macro_rules! impl_common_store {
             async fn delete_logs(&self, f: &$crate::store::filter::LogFilter) -> $crate::error::Result<u64> {
                 let dialect = $crate::store::filter::Dialect::of($backend);
                 let (w, binds) = f.where_clause(dialect);
-                let mut tx = self.pool.begin().await?;
+                let mut conn = self.pool.acquire().await?;
+                // SQLite: take the write lock up front. A transaction that reads first and
+                // writes later fails at once (not after the busy timeout) if the ingest writer
+                // committed in between.
+                let begin = match dialect {
+                    $crate::store::filter::Dialect::Sqlite => "BEGIN IMMEDIATE",
+                    $crate::store::filter::Dialect::Postgres => "BEGIN",
+                };
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
                 // The ids first: the filter may be a full-text search, which stops matching
                 // once the index rows are gone, so nothing is deleted by the filter itself.
                 let setup: &[&str] = match dialect {
@@ -1471,8 +1479,6 @@ macro_rules! impl_common_store {
                 }
                 let sql = format!("INSERT INTO doomed_logs (id) SELECT id FROM logs WHERE {w}");
                 $crate::store::filter::bind_all!(sqlx::query(&sql), &binds).execute(&mut *tx).await?;
-                let (min, max): (Option<i64>, Option<i64>) =
-                    sqlx::query_as("SELECT MIN(id), MAX(id) FROM doomed_logs").fetch_one(&mut *tx).await?;
                 let text = match dialect {
                     $crate::store::filter::Dialect::Sqlite => "DELETE FROM logs_fts WHERE rowid IN (SELECT id FROM doomed_logs)",
                     $crate::store::filter::Dialect::Postgres => "DELETE FROM logs_text WHERE log_id IN (SELECT id FROM doomed_logs)",
@@ -1482,9 +1488,7 @@ macro_rules! impl_common_store {
                 }
                 let done = sqlx::query("DELETE FROM logs WHERE id IN (SELECT id FROM doomed_logs)").execute(&mut *tx).await?;
                 // Payloads stored in blocks: rewritten without the deleted logs'.
-                if let (Some(min), Some(max)) = (min, max) {
-                    self.prune_payloads_impl(&mut *tx, min, max).await?;
-                }
+                self.prune_payloads_impl(&mut *tx).await?;
                 if dialect == $crate::store::filter::Dialect::Sqlite {
                     sqlx::query("DELETE FROM doomed_logs").execute(&mut *tx).await?;
                 }

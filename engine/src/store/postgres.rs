@@ -19,7 +19,7 @@ impl PostgresStore {
     }
 
     /// Payload rows go with their logs in `delete_logs`; nothing else holds them.
-    pub(crate) async fn prune_payloads_impl(&self, _tx: &mut sqlx::PgConnection, _min: i64, _max: i64) -> Result<()> {
+    pub(crate) async fn prune_payloads_impl(&self, _tx: &mut sqlx::PgConnection) -> Result<()> {
         Ok(())
     }
 

@@ -14,7 +14,15 @@ pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// The payload block read last, decoded: a page of logs or an export mostly reads
     /// payloads of neighbouring logs, which share blocks. Cleared when blocks are rewritten.
-    last_block: std::sync::Mutex<Option<DecodedBlock>>,
+    last_block: std::sync::Mutex<BlockCache>,
+}
+
+#[derive(Default)]
+struct BlockCache {
+    /// Bumped whenever blocks are rewritten: a block read before may only be cached if this
+    /// did not change while it was read.
+    generation: u64,
+    block: Option<DecodedBlock>,
 }
 
 struct DecodedBlock {
@@ -42,7 +50,7 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| Error::Storage(format!("SQLite migrations failed: {e}")))?;
-        Ok(Self { pool, last_block: std::sync::Mutex::new(None) })
+        Ok(Self { pool, last_block: std::sync::Mutex::new(BlockCache::default()) })
     }
 
     pub(crate) fn migrator() -> &'static Migrator {
@@ -231,77 +239,96 @@ impl SqliteStore {
     /// The stored payload of a log: from its block, or from `payloads` for rows written before
     /// blocks.
     pub(crate) async fn payload_impl(&self, log_id: i64) -> Result<Option<Vec<u8>>> {
-        let cached = self.cached_block(log_id);
-        let entries = match cached {
-            Some(entries) => Some(entries),
-            None => {
-                let row: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT first_id, last_id, body FROM payload_blocks WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1",
-                )
+        let find = |entries: &[(i64, Vec<u8>)]| entries.binary_search_by_key(&log_id, |(id, _)| *id).ok().map(|i| entries[i].1.clone());
+        let generation = {
+            let cache = self.cache();
+            if let Some(b) = cache.block.as_ref().filter(|b| b.first_id <= log_id && log_id <= b.last_id)
+                && let Some(found) = find(&b.entries)
+            {
+                return Ok(Some(found));
+            }
+            cache.generation
+        };
+        let row: Option<(i64, i64, Vec<u8>)> =
+            sqlx::query_as("SELECT first_id, last_id, body FROM payload_blocks WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1")
                 .bind(log_id)
                 .fetch_optional(&self.pool)
                 .await?;
-                match row {
-                    Some((first_id, last_id, body)) if last_id >= log_id => {
-                        let entries = std::sync::Arc::new(payload::decode_block(&body, first_id)?);
-                        *self.last_block.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some(DecodedBlock { first_id, last_id, entries: entries.clone() });
-                        Some(entries)
-                    }
-                    _ => None,
-                }
+        if let Some((first_id, last_id, body)) = row
+            && last_id >= log_id
+        {
+            let entries = std::sync::Arc::new(payload::decode_block(&body, first_id)?);
+            let found = find(&entries);
+            let mut cache = self.cache();
+            if cache.generation == generation {
+                cache.block = Some(DecodedBlock { first_id, last_id, entries });
             }
-        };
-        if let Some(entries) = entries {
-            return Ok(entries.binary_search_by_key(&log_id, |(id, _)| *id).ok().map(|i| entries[i].1.clone()));
+            if found.is_some() {
+                return Ok(found);
+            }
         }
         Ok(sqlx::query_scalar("SELECT body FROM payloads WHERE log_id = ?").bind(log_id).fetch_optional(&self.pool).await?)
     }
 
-    fn cached_block(&self, log_id: i64) -> Option<std::sync::Arc<Vec<(i64, Vec<u8>)>>> {
-        let guard = self.last_block.lock().unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().filter(|b| b.first_id <= log_id && log_id <= b.last_id).map(|b| b.entries.clone())
+    fn cache(&self) -> std::sync::MutexGuard<'_, BlockCache> {
+        self.last_block.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// After logs with ids in `min..=max` were deleted: removes their payloads from the blocks
-    /// (a block is rewritten without them, or dropped when nothing in it is left).
-    pub(crate) async fn prune_payloads_impl(&self, tx: &mut sqlx::SqliteConnection, min: i64, max: i64) -> Result<()> {
-        let blocks: Vec<(i64, i64, Vec<u8>)> =
-            sqlx::query_as("SELECT first_id, last_id, body FROM payload_blocks WHERE first_id <= ? AND last_id >= ?")
-                .bind(max)
-                .bind(min)
-                .fetch_all(&mut *tx)
+    /// Removes the payloads of the logs in the `doomed_logs` temp table (see `delete_logs`) from
+    /// their blocks: each block holding one is rewritten without them, or dropped when nothing
+    /// in it is left. Blocks are read one at a time.
+    pub(crate) async fn prune_payloads_impl(&self, tx: &mut sqlx::SqliteConnection) -> Result<()> {
+        let firsts: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT b FROM (SELECT (SELECT first_id FROM payload_blocks p WHERE p.first_id <= d.id \
+             ORDER BY p.first_id DESC LIMIT 1) AS b FROM doomed_logs d) WHERE b IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for first_id in firsts {
+            let (last_id, body): (i64, Vec<u8>) = sqlx::query_as("SELECT last_id, body FROM payload_blocks WHERE first_id = ?")
+                .bind(first_id)
+                .fetch_one(&mut *tx)
                 .await?;
-        for (first_id, last_id, body) in blocks {
-            let live: std::collections::HashSet<i64> = sqlx::query_scalar("SELECT id FROM logs WHERE id BETWEEN ? AND ?")
+            let doomed: std::collections::HashSet<i64> = sqlx::query_scalar("SELECT id FROM doomed_logs WHERE id BETWEEN ? AND ?")
                 .bind(first_id)
                 .bind(last_id)
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
                 .collect();
+            if doomed.is_empty() {
+                continue;
+            }
             let entries = payload::decode_block(&body, first_id)?;
-            let kept: Vec<(i64, &[u8])> = entries.iter().filter(|(id, _)| live.contains(id)).map(|(id, p)| (*id, p.as_slice())).collect();
+            let kept: Vec<(i64, &[u8])> = entries.iter().filter(|(id, _)| !doomed.contains(id)).map(|(id, p)| (*id, p.as_slice())).collect();
             if kept.len() == entries.len() {
                 continue;
             }
-            if kept.is_empty() {
-                sqlx::query("DELETE FROM payload_blocks WHERE first_id = ?").bind(first_id).execute(&mut *tx).await?;
-            } else {
-                sqlx::query("UPDATE payload_blocks SET body = ? WHERE first_id = ?")
-                    .bind(payload::encode_block(first_id, &kept)?)
-                    .bind(first_id)
-                    .execute(&mut *tx)
-                    .await?;
+            match kept.last() {
+                None => {
+                    sqlx::query("DELETE FROM payload_blocks WHERE first_id = ?").bind(first_id).execute(&mut *tx).await?;
+                }
+                // The block's range shrinks to what is left: ids above it may be given to new
+                // logs (ids continue from the highest stored one).
+                Some((last, _)) => {
+                    sqlx::query("UPDATE payload_blocks SET last_id = ?, body = ? WHERE first_id = ?")
+                        .bind(*last)
+                        .bind(payload::encode_block(first_id, &kept)?)
+                        .bind(first_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
         }
         Ok(())
     }
 
-    /// Drops the cached block; called once a deletion has committed (a read between the
-    /// rewrite and the commit may have cached the block as it was).
+    /// Drops the cached block once a deletion has committed, and keeps a read that fetched a
+    /// block before the commit from caching it afterwards.
     pub(crate) fn forget_payload_blocks(&self) {
-        *self.last_block.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut cache = self.cache();
+        cache.generation += 1;
+        cache.block = None;
     }
 
     /// One process owns the file, so the writer may hold breakdown deltas back between commits.
