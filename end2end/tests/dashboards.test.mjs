@@ -131,10 +131,21 @@ test('log explorer: filter, histogram, pages and the detail with its conversatio
   await page.fill('[data-testid=log-q]', 'includes SSO');
   await Promise.all([page.waitForURL(/q=includes/), page.click('[data-testid=log-filter] button[type=submit]')]);
   await page.waitForSelector('[data-testid=log-list]');
+  // The GET form loaded a new page: click through the hydrated app.
+  await waitForHydration(page);
   await Promise.all([page.waitForURL(/\/logs\/\d+$/), page.click('[data-testid=log-list] tbody tr:first-child td a')]);
   await page.waitForSelector('[data-testid=payload-request]');
   assert.match(await page.textContent('[data-testid=payload-request]'), /Which plan includes SSO\?/);
   assert.deepEqual(page.errors, [], 'no console errors');
+
+  // The detail page loaded directly (a shared link) hydrates cleanly too.
+  const detailUrl = page.url();
+  const direct = await newPage(browser);
+  await login(direct, server.base, 'admin', ADMIN_PASSWORD);
+  await direct.goto(detailUrl);
+  await waitForHydration(direct);
+  assert.match(await direct.textContent('[data-testid=payload-request]'), /Which plan includes SSO\?/);
+  assert.deepEqual(direct.errors, [], 'no console errors on a directly loaded detail page');
 });
 
 test('live tail shows a log sent through the API', async () => {

@@ -65,7 +65,9 @@ fn Detail(d: LogPage) -> impl IntoView {
         <div class="detail-grid">
             <section class="card">
                 <h2>"Call"</h2>
-                <table class="fields" data-testid="log-fields">
+                // Rows inside <tbody>: the browser's parser adds one around bare rows, and a
+                // server-rendered page would then not hydrate.
+                <table class="fields" data-testid="log-fields"><tbody>
                     {row("Time", Some(d.time.clone()))}
                     {row("Model", Some(l.model.clone()))}
                     {row("Provider", Some(l.provider.clone()))}
@@ -86,26 +88,26 @@ fn Detail(d: LogPage) -> impl IntoView {
                     {row("Cache hit", Some(if l.cache_hit { "yes" } else { "no" }.to_string()))}
                     {row("Feedback", l.feedback.map(|f| match f { 1 => "positive".to_string(), -1 => "negative".into(), _ => "neutral".into() }))}
                     {row("User", l.user_id.clone())}
-                </table>
+                </tbody></table>
             </section>
             <section class="card">
                 <h2>"Context"</h2>
-                <table class="fields">
+                <table class="fields"><tbody>
                     {l.trace_id.clone().map(|t| view! { <tr><th>"Trace"</th><td><code>{t}</code> " " <a href=trace_link.clone().unwrap_or_default()>"logs of this trace"</a></td></tr> })}
                     {row("Span", l.span_id.clone())}
                     {l.session_id.clone().map(|s| view! { <tr><th>"Session"</th><td><code>{s}</code> " " <a href=session_link.clone().unwrap_or_default()>"logs of this session"</a></td></tr> })}
-                </table>
+                </tbody></table>
                 <h3>"Metadata"</h3>
                 {if metadata.is_empty() {
                     view! { <p class="muted">"None."</p> }.into_any()
                 } else {
                     view! {
-                        <table class="fields" data-testid="log-metadata">
+                        <table class="fields" data-testid="log-metadata"><tbody>
                             {metadata.into_iter().map(|(k, v)| {
                                 let href = format!("{logs}?from={}&to={}&meta:{}={}", l.timestamp - 3_600_000, l.timestamp + 3_600_000, urlencode(&k), urlencode(&v));
                                 view! { <tr><th>{k}</th><td><a href=href>{v}</a></td></tr> }
                             }).collect_view()}
-                        </table>
+                        </tbody></table>
                     }.into_any()
                 }}
             </section>
