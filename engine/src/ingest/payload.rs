@@ -59,29 +59,18 @@ impl Payload {
             raw.insert(0, FORMAT_RAW);
             return Ok(raw);
         }
-        // A compression context is costly to set up (tables of several hundred KB); reuse one
-        // per thread instead of paying that for every ~200-byte payload.
-        thread_local! {
-            static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
-        }
-        COMPRESSOR.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.is_none() {
-                *c = Some(zstd::bulk::Compressor::new(LEVEL).map_err(|e| Error::Internal(format!("zstd: {e}")))?);
-            }
-            let compressor = c.as_mut().ok_or_else(|| Error::Internal("zstd compressor missing".into()))?;
-            let mut out = vec![FORMAT_ZSTD];
-            out.extend(compressor.compress(&raw).map_err(|e| Error::Internal(format!("payload compression failed: {e}")))?);
-            Ok(out)
-        })
+        let mut out = vec![FORMAT_ZSTD];
+        out.extend(with_compressor(LEVEL, |c| c.compress(&raw))?);
+        Ok(out)
     }
 
     pub fn decode(bytes: &[u8], truncated: bool) -> Result<Payload> {
         let raw = match bytes.split_first() {
             Some((&FORMAT_RAW, rest)) => rest.to_vec(),
             // Decompressed size is bounded by two capped texts; allow generous headroom.
-            Some((&FORMAT_ZSTD, rest)) => zstd::bulk::decompress(rest, 64 * 1024 * 1024)
-                .map_err(|e| Error::Storage(format!("corrupt payload: {e}")))?,
+            Some((&FORMAT_ZSTD, rest)) => {
+                decompress_bounded(rest, MAX_DECODED_BYTES).map_err(|e| Error::Storage(format!("corrupt payload: {e}")))?
+            }
             _ => return Err(Error::Storage("corrupt payload: unknown format".into())),
         };
         if raw.len() < 4 {
@@ -94,6 +83,43 @@ impl Payload {
         let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| Error::Storage("corrupt payload: not UTF-8".into()));
         Ok(Payload { request: text(&raw[4..4 + n])?, response: text(&raw[4 + n..])?, truncated })
     }
+}
+
+/// Most bytes one stored payload or block may decode to. Both are bounded by what we write
+/// (two capped texts; `BLOCK_BYTES` plus one payload), so more means a corrupt value, which
+/// must not take the server's memory with it.
+const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Decompresses one zstd frame, failing once the output would pass `limit` bytes. Memory grows
+/// with the output instead of being reserved for the limit up front.
+fn decompress_bounded(frame: &[u8], limit: usize) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let decoder = zstd::stream::read::Decoder::with_buffer(frame).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(frame.len().saturating_mul(4).min(limit));
+    decoder.take(limit as u64 + 1).read_to_end(&mut out).map_err(|e| e.to_string())?;
+    if out.len() > limit {
+        return Err(format!("decodes to more than {limit} bytes"));
+    }
+    Ok(out)
+}
+
+/// Runs `f` with this thread's compressor for `level`: a context holds tables of several
+/// hundred KB, too costly to set up per payload or per block.
+fn with_compressor<T>(level: i32, f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>) -> Result<T> {
+    thread_local! {
+        static COMPRESSORS: std::cell::RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    COMPRESSORS.with(|c| {
+        let mut c = c.borrow_mut();
+        let i = match c.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                c.push((level, zstd::bulk::Compressor::new(level).map_err(|e| Error::Internal(format!("zstd: {e}")))?));
+                c.len() - 1
+            }
+        };
+        f(&mut c[i].1).map_err(|e| Error::Internal(format!("payload compression failed: {e}")))
+    })
 }
 
 /// Many payloads stored as one value: the stored form of each (`Payload::encode`) with its
@@ -122,7 +148,7 @@ pub fn encode_block(first_id: i64, entries: &[(i64, &[u8])]) -> Result<Vec<u8>> 
         raw.extend_from_slice(p);
     }
     let mut out = vec![FORMAT_BLOCK];
-    out.extend(zstd::bulk::compress(&raw, BLOCK_LEVEL).map_err(|e| Error::Internal(format!("payload block compression failed: {e}")))?);
+    out.extend(with_compressor(BLOCK_LEVEL, |c| c.compress(&raw))?);
     Ok(out)
 }
 
@@ -130,7 +156,7 @@ pub fn encode_block(first_id: i64, entries: &[(i64, &[u8])]) -> Result<Vec<u8>> 
 pub fn decode_block(block: &[u8], first_id: i64) -> Result<Vec<(i64, Vec<u8>)>> {
     let corrupt = |what: &str| Error::Storage(format!("corrupt payload block {first_id}: {what}"));
     let raw = match block.split_first() {
-        Some((&FORMAT_BLOCK, rest)) => zstd::stream::decode_all(rest).map_err(|e| corrupt(&e.to_string()))?,
+        Some((&FORMAT_BLOCK, rest)) => decompress_bounded(rest, MAX_DECODED_BYTES).map_err(|e| corrupt(&e))?,
         _ => return Err(corrupt("unknown format")),
     };
     let mut out = Vec::new();
@@ -196,6 +222,44 @@ mod tests {
         assert!(block.len() * 5 < raw, "block {} bytes for {raw} bytes of payloads", block.len());
         assert!(decode_block(b"\x02garbage", 1).is_err());
         assert!(decode_block(&payloads[0], 1).is_err(), "a single payload is not a block");
+    }
+
+    #[test]
+    fn decoding_stops_at_the_size_bound() {
+        let frame = zstd::bulk::compress(&[7u8; 1000], 3).unwrap();
+        assert_eq!(decompress_bounded(&frame, 1000).unwrap(), vec![7u8; 1000]);
+        assert!(decompress_bounded(&frame, 999).unwrap_err().contains("more than 999 bytes"));
+        // A tiny value that would decode past the bound (a "zip bomb") is refused, as a block
+        // and as a single payload, instead of being decoded into memory.
+        let bomb = zstd::bulk::compress(&vec![0u8; MAX_DECODED_BYTES + 1], 1).unwrap();
+        assert!(bomb.len() < 64 * 1024);
+        let mut block = vec![FORMAT_BLOCK];
+        block.extend_from_slice(&bomb);
+        let err = decode_block(&block, 1).unwrap_err().to_string();
+        assert!(err.contains("corrupt payload block 1") && err.contains("more than"), "{err}");
+        let mut single = vec![FORMAT_ZSTD];
+        single.extend_from_slice(&bomb);
+        assert!(Payload::decode(&single, false).unwrap_err().to_string().contains("more than"));
+    }
+
+    #[test]
+    fn compressors_are_kept_per_level() {
+        // Single payloads (level 1) and blocks (level 3) alternate on one thread; each must
+        // get a context of its own level, and both must round-trip.
+        let text = "assistant: the quarterly report shows growth in every region. ".repeat(40);
+        let p = Payload::new(Some(text.clone()), Some(text), 1 << 20).unwrap();
+        let one = p.encode().unwrap();
+        let block = encode_block(5, &[(5, one.as_slice())]).unwrap();
+        let again = p.encode().unwrap();
+        assert_eq!(one, again, "level-1 output must not change after a block was compressed");
+        assert_eq!(one[1..], zstd::bulk::compress(&{
+            let mut raw = (p.request.len() as u32).to_le_bytes().to_vec();
+            raw.extend_from_slice(p.request.as_bytes());
+            raw.extend_from_slice(p.response.as_bytes());
+            raw
+        }, LEVEL).unwrap()[..]);
+        let back = decode_block(&block, 5).unwrap();
+        assert_eq!(Payload::decode(&back[0].1, false).unwrap(), p);
     }
 
     #[test]

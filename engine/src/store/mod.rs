@@ -378,16 +378,22 @@ impl RuleRow {
     }
 }
 
-const LOG_COLUMNS: &str = "id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, \
+/// The columns every backend selects the same way, before the trace and span ids.
+macro_rules! log_columns_head {
+    () => {
+        "id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, \
     input_tokens, output_tokens, cached_tokens, cost_usd, feedback, error_type, message, error_message, user_id, \
-    session_id, trace_id, span_id, metadata";
+    session_id, "
+    };
+}
+const LOG_COLUMNS: &str = concat!(log_columns_head!(), "trace_id, span_id, metadata");
 /// SQLite keeps hex trace and span ids as bytes (see `sqlite::id_value`) and reads them back
 /// as the same lowercase hex.
-const SQLITE_LOG_COLUMNS: &str = "id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, \
-    input_tokens, output_tokens, cached_tokens, cost_usd, feedback, error_type, message, error_message, user_id, \
-    session_id, \
-    CASE WHEN typeof(trace_id) = 'blob' THEN lower(hex(trace_id)) ELSE trace_id END AS trace_id, \
-    CASE WHEN typeof(span_id) = 'blob' THEN lower(hex(span_id)) ELSE span_id END AS span_id, metadata";
+const SQLITE_LOG_COLUMNS: &str = concat!(
+    log_columns_head!(),
+    "CASE WHEN typeof(trace_id) = 'blob' THEN lower(hex(trace_id)) ELSE trace_id END AS trace_id, \
+    CASE WHEN typeof(span_id) = 'blob' THEN lower(hex(span_id)) ELSE span_id END AS span_id, metadata"
+);
 
 /// The columns of a `StoredLog`, as the backend (`"sqlite"` or `"postgres"`) selects them.
 pub(crate) fn log_columns(backend: &str) -> &'static str {
@@ -1661,3 +1667,17 @@ macro_rules! impl_common_store {
         }
     };
 }pub(crate) use impl_common_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_backends_select_the_same_log_columns() {
+        let names = |cols: &str| cols.split(',').map(|c| c.split_whitespace().last().unwrap_or("").to_string()).collect::<Vec<_>>();
+        assert_eq!(names(LOG_COLUMNS), names(SQLITE_LOG_COLUMNS));
+        assert_eq!(names(LOG_COLUMNS).len(), 22);
+        assert_eq!(log_columns("postgres"), LOG_COLUMNS);
+        assert!(log_columns("sqlite").contains("lower(hex(trace_id)) ELSE trace_id END AS trace_id"));
+    }
+}
