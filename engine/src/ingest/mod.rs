@@ -63,7 +63,7 @@ pub const FULL_TEXT_MAX_BYTES: usize = 16 * 1024;
 
 /// The text a record is found by: its message, error message and payload, joined and cut at
 /// `FULL_TEXT_MAX_BYTES` (on a character boundary).
-fn search_text(parts: [Option<&str>; 4]) -> Option<String> {
+pub(crate) fn search_text(parts: [Option<&str>; 4]) -> Option<String> {
     let mut out = String::new();
     for p in parts.into_iter().flatten().filter(|p| !p.is_empty()) {
         if out.len() >= FULL_TEXT_MAX_BYTES {

@@ -492,15 +492,26 @@ async fn commit_loop(store: Arc<dyn Store>, handoff: Arc<Handoff>, flush_every: 
                 Err(e) => tracing::error!(error = %e, records = f.records, "ingest write failed; clients get an error and may retry"),
             }
             let failed = result.is_err();
-            let answer = || match &result {
-                Ok(_) => Ok(()),
-                Err(e) => Err(Error::Storage(e.to_string())),
+            let outcome: std::result::Result<(), String> = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+            let answer = move |jobs: Vec<Job>, waiters: Vec<oneshot::Sender<Result<()>>>| {
+                for j in jobs {
+                    let _ = j.done.send(outcome.clone().map_err(Error::Storage));
+                }
+                for w in waiters {
+                    let _ = w.send(outcome.clone().map_err(Error::Storage));
+                }
             };
-            for j in f.jobs {
-                let _ = j.done.send(answer());
-            }
-            for w in f.flush_waiters {
-                let _ = w.send(answer());
+            // Answer once the batch is also searchable (SQLite indexes text after the commit,
+            // on its own task); meanwhile the next batch commits.
+            match if failed { None } else { store.search_barrier() } {
+                Some(barrier) => {
+                    let (jobs, waiters) = (f.jobs, f.flush_waiters);
+                    tokio::spawn(async move {
+                        barrier.await;
+                        answer(jobs, waiters);
+                    });
+                }
+                None => answer(f.jobs, f.flush_waiters),
             }
             if failed && !closed {
                 // The database is failing: do not retry held-back deltas in a busy loop.

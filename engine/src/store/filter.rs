@@ -207,7 +207,16 @@ impl LogFilter {
                 Cond::Text(phrases) => {
                     let q = p(Bind::Text(quoted(phrases)));
                     let _ = match dialect {
-                        Dialect::Sqlite => write!(sql, " AND id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH {q})"),
+                        // Logs stored before the index file existed are in the old index of the
+                        // main file; later ones in the file attached as `fts` (`store::fulltext`).
+                        Dialect::Sqlite => {
+                            let q2 = p(Bind::Text(quoted(phrases)));
+                            write!(
+                                sql,
+                                " AND id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH {q} \
+                                 UNION ALL SELECT rowid FROM fts.logs_fts WHERE logs_fts MATCH {q2})"
+                            )
+                        }
                         Dialect::Postgres => {
                             write!(sql, " AND id IN (SELECT log_id FROM logs_text WHERE tsv @@ websearch_to_tsquery('simple', {q}))")
                         }

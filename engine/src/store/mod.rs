@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod filter;
+mod fulltext;
 mod postgres;
 mod sqlite;
 
@@ -99,6 +100,10 @@ pub trait Store: Send + Sync + 'static {
     async fn series_of_model(&self, model_id: i64) -> Result<Vec<(i64, SeriesKey)>>;
     /// One transaction: raw rows, payloads, metric points, and the rollup deltas merged in.
     async fn write_batch(&self, batch: &WriteBatch) -> Result<()>;
+    /// For stores that index text after the commit (SQLite, see `fulltext`): resolves once the
+    /// logs of every `write_batch` so far are searchable (bounded wait). `None`: searchable at
+    /// commit.
+    fn search_barrier(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>>;
     /// Whether the writer may hold user/metadata breakdown deltas back between commits. True
     /// only for the embedded SQLite store, where one process writes; on Postgres several
     /// servers may write and every commit merges its own deltas.
@@ -1189,6 +1194,10 @@ macro_rules! impl_common_store {
                 Self::DEFERS_BREAKDOWNS
             }
 
+            fn search_barrier(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>> {
+                self.search_barrier_impl()
+            }
+
             async fn breakdown_mark(&self) -> $crate::error::Result<Option<i64>> {
                 self.breakdown_mark_impl().await
             }
@@ -1485,11 +1494,17 @@ macro_rules! impl_common_store {
                 }
                 let sql = format!("INSERT INTO doomed_logs (id) SELECT id FROM logs WHERE {w}");
                 $crate::store::filter::bind_all!(sqlx::query(&sql), &binds).execute(&mut *tx).await?;
-                let text = match dialect {
-                    $crate::store::filter::Dialect::Sqlite => "DELETE FROM logs_fts WHERE rowid IN (SELECT id FROM doomed_logs)",
-                    $crate::store::filter::Dialect::Postgres => "DELETE FROM logs_text WHERE log_id IN (SELECT id FROM doomed_logs)",
+                let text: &[&str] = match dialect {
+                    // The old index in this file and the index file (attached as `fts`); ids
+                    // are never handed out again, whatever the newest remaining log is.
+                    $crate::store::filter::Dialect::Sqlite => &[
+                        "DELETE FROM logs_fts WHERE rowid IN (SELECT id FROM doomed_logs)",
+                        "DELETE FROM fts.logs_fts WHERE rowid IN (SELECT id FROM doomed_logs)",
+                        "UPDATE ingest_state SET value = max(value, (SELECT COALESCE(MAX(id), 0) FROM doomed_logs)) WHERE key = 'log_id_floor'",
+                    ],
+                    $crate::store::filter::Dialect::Postgres => &["DELETE FROM logs_text WHERE log_id IN (SELECT id FROM doomed_logs)"],
                 };
-                for sql in ["DELETE FROM payloads WHERE log_id IN (SELECT id FROM doomed_logs)", text] {
+                for sql in std::iter::once("DELETE FROM payloads WHERE log_id IN (SELECT id FROM doomed_logs)").chain(text.iter().copied()) {
                     sqlx::query(sql).execute(&mut *tx).await?;
                 }
                 let done = sqlx::query("DELETE FROM logs WHERE id IN (SELECT id FROM doomed_logs)").execute(&mut *tx).await?;

@@ -24,6 +24,11 @@ impl PostgresStore {
     }
 
     pub(crate) fn forget_payload_blocks(&self) {}
+
+    /// Text is indexed in the commit's own transaction: searchable at commit.
+    pub(crate) fn search_barrier_impl(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>> {
+        None
+    }
 }
 
 impl PostgresStore {

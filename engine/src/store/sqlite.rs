@@ -11,7 +11,13 @@ use crate::error::{Error, Result};
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 
 pub struct SqliteStore {
+    /// Every read and most writes. Its connections have the full-text index file attached as
+    /// `fts`.
     pub(crate) pool: SqlitePool,
+    /// The ingest writer's one connection, without the index file: `BEGIN IMMEDIATE` on a
+    /// connection locks every attached file, which would stop the indexer during each commit.
+    writer: SqlitePool,
+    full_text: super::fulltext::FullText,
     /// The payload block read last, decoded: a page of logs or an export mostly reads
     /// payloads of neighbouring logs, which share blocks. Cleared when blocks are rewritten.
     last_block: std::sync::Mutex<BlockCache>,
@@ -41,16 +47,32 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
+        let index_file = super::fulltext::index_path(opts.get_filename());
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
             .await
             .map_err(|e| Error::Storage(format!("cannot open SQLite database {url}: {e}")))?;
         MIGRATOR
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|e| Error::Storage(format!("SQLite migrations failed: {e}")))?;
-        Ok(Self { pool, last_block: std::sync::Mutex::new(BlockCache::default()) })
+        let prepared = super::fulltext::prepare(&index_file, &writer).await?;
+        let attach = index_file.to_string_lossy().into_owned();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .after_connect(move |conn, _meta| {
+                let file = attach.clone();
+                Box::pin(async move {
+                    sqlx::query("ATTACH DATABASE ? AS fts").bind(file).execute(&mut *conn).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(|e| Error::Storage(format!("cannot open SQLite database {url}: {e}")))?;
+        let full_text = super::fulltext::FullText::start(prepared, pool.clone());
+        Ok(Self { pool, writer, full_text, last_block: std::sync::Mutex::new(BlockCache::default()) })
     }
 
     pub(crate) fn migrator() -> &'static Migrator {
@@ -99,12 +121,20 @@ fn values_sql(rows: usize, params: usize) -> String {
 
 impl SqliteStore {
     pub(crate) async fn write_batch_impl(&self, b: &WriteBatch) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         // IMMEDIATE: take the write lock first, so the id range read below stays ours.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
 
+        let mut index_texts: Vec<(i64, String)> = Vec::new();
+        let mut index_through = None;
         if !b.logs.is_empty() {
-            let base: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM logs").fetch_one(&mut *tx).await?;
+            // Above the newest log and above every deleted one: ids are never reused.
+            let base: i64 = sqlx::query_scalar(
+                "SELECT max(COALESCE((SELECT MAX(id) FROM logs), 0), \
+                 COALESCE((SELECT value FROM ingest_state WHERE key = 'log_id_floor'), 0))",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
             let mut payloads: Vec<(i64, &[u8])> = Vec::new();
             for (ci, chunk) in b.logs.chunks(LOG_CHUNK).enumerate() {
                 let sql = format!("INSERT INTO logs {LOG_INSERT_COLUMNS} VALUES {}", values_sql(chunk.len(), LOG_PARAMS));
@@ -128,21 +158,14 @@ impl SqliteStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            // The full-text index: contentless FTS5, keyed by the log id.
-            let texts: Vec<(i64, &str)> = b
+            // The full-text index: written by its own task after the commit (`fulltext`).
+            index_texts = b
                 .logs
                 .iter()
                 .enumerate()
-                .filter_map(|(i, r)| r.search_text.as_deref().map(|t| (base + 1 + i as i64, t)))
+                .filter_map(|(i, r)| r.search_text.as_ref().map(|t| (base + 1 + i as i64, t.clone())))
                 .collect();
-            for chunk in texts.chunks(LOG_CHUNK) {
-                let sql = format!("INSERT INTO logs_fts (rowid, body) VALUES {}", values_sql(chunk.len(), 2));
-                let mut q = sqlx::query(&sql);
-                for (id, text) in chunk {
-                    q = q.bind(*id).bind(*text);
-                }
-                q.execute(&mut *tx).await?;
-            }
+            index_through = Some(base + b.logs.len() as i64);
         }
 
         if !b.metrics.is_empty() {
@@ -231,7 +254,20 @@ impl SqliteStore {
                 .await?;
         }
         tx.commit().await?;
+        if let Some(through) = index_through {
+            self.full_text.submit(index_texts, through);
+        }
         Ok(())
+    }
+
+    /// See `Store::search_barrier`.
+    pub(crate) fn search_barrier_impl(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>> {
+        Some(Box::pin(self.full_text.barrier()))
+    }
+
+    /// The log id through which the full-text index file is complete.
+    pub fn full_text_indexed_through(&self) -> i64 {
+        self.full_text.indexed_through()
     }
 }
 
