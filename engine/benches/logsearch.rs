@@ -102,6 +102,10 @@ async fn build(path: &std::path::Path, logs: u64) {
             eprintln!("fixture {logs}: day {} of {DAYS} after {:.0?}", h / 24 + 1, started.elapsed());
         }
     }
+    // The full-text index of the last batches is written after their commits (SQLite).
+    if let Some(indexed) = store.search_barrier() {
+        indexed.await;
+    }
     engine.shutdown().await;
 }
 

@@ -29,6 +29,9 @@ use crate::ingest::payload::{self, Payload};
 /// failing or rebuilding), the batch is acknowledged anyway: it is stored, and the task indexes
 /// it as soon as it can.
 const MAX_WAIT: Duration = Duration::from_secs(5);
+/// Logs committed but not yet indexed, at most: the next commit waits until the task is
+/// within this (the texts wait in memory, ~250 B each).
+const MAX_BACKLOG: i64 = 200_000;
 /// Rows per multi-row INSERT into the index.
 const CHUNK: usize = 400;
 /// Logs read per round when rebuilding from the stored logs.
@@ -110,11 +113,20 @@ impl FullText {
     }
 
     /// Hands over the texts of a committed batch whose highest log id is `through`. The queue
-    /// is bounded by the ingest queue: a batch is answered only once it is indexed.
+    /// is bounded by `wait_for_room`, which the writer calls before each commit.
     pub(crate) fn submit(&self, texts: Vec<(i64, String)>, through: i64) {
         self.submitted.fetch_max(through, Ordering::AcqRel);
         // A send fails only when the task has ended; its next start rebuilds from the mark.
         let _ = self.jobs.send(Job { texts, through });
+    }
+
+    /// Waits while the task is more than `MAX_BACKLOG` logs behind, so that a slow or failing
+    /// index holds ingest back (the ingest queue then answers 429) instead of piling up texts
+    /// in memory. Returns at once if the task has ended.
+    pub(crate) async fn wait_for_room(&self) {
+        let submitted = self.submitted.load(Ordering::Acquire);
+        let mut indexed = self.indexed.clone();
+        let _ = indexed.wait_for(|v| submitted - *v <= MAX_BACKLOG).await;
     }
 
     /// Resolves once everything submitted so far is searchable, or after `MAX_WAIT`.
@@ -266,6 +278,42 @@ async fn stored_payloads(main: &SqlitePool, after: i64, last: i64) -> Result<Has
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn commits_wait_while_the_index_is_far_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let main_path = dir.path().join("m.db");
+        let main = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&main_path).create_if_missing(true)).await.unwrap();
+        for sql in [
+            "CREATE TABLE ingest_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            "INSERT INTO ingest_state VALUES ('full_text_split_at', 0)",
+            "CREATE TABLE logs (id INTEGER PRIMARY KEY, message TEXT, error_message TEXT)",
+            "CREATE TABLE payload_blocks (first_id INTEGER PRIMARY KEY, last_id INTEGER, body BLOB)",
+            "CREATE TABLE payloads (log_id INTEGER PRIMARY KEY, body BLOB)",
+        ] {
+            sqlx::query(sql).execute(&main).await.unwrap();
+        }
+        let path = index_path(&main_path);
+        let ft = FullText::start(prepare(&path, &main).await.unwrap(), main.clone());
+        ft.barrier().await;
+        // Another connection holds the index file's write lock: the task cannot write.
+        let mut blocker = SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
+        ft.submit(vec![(1, "hello world".into())], 1);
+        ft.submit(vec![(MAX_BACKLOG + 5, "far ahead".into())], MAX_BACKLOG + 5);
+        let waited = tokio::time::timeout(Duration::from_millis(500), ft.wait_for_room()).await;
+        assert!(waited.is_err(), "a commit must wait while the index is far behind");
+        sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), ft.wait_for_room()).await.expect("room once the index caught up");
+        ft.barrier().await;
+        assert_eq!(ft.indexed_through(), MAX_BACKLOG + 5);
+        for (word, n) in [("hello", 1), ("ahead", 1), ("missing", 0)] {
+            let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs_fts WHERE logs_fts MATCH ?").bind(word).fetch_one(&mut blocker).await.unwrap();
+            assert_eq!(found, n, "{word}");
+        }
+        let mark: i64 = sqlx::query_scalar("SELECT through FROM full_text_mark").fetch_one(&mut blocker).await.unwrap();
+        assert_eq!(mark, MAX_BACKLOG + 5);
+    }
 
     #[test]
     fn index_file_sits_next_to_the_database() {

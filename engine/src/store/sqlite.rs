@@ -121,6 +121,9 @@ fn values_sql(rows: usize, params: usize) -> String {
 
 impl SqliteStore {
     pub(crate) async fn write_batch_impl(&self, b: &WriteBatch) -> Result<()> {
+        if !b.logs.is_empty() {
+            self.full_text.wait_for_room().await;
+        }
         let mut conn = self.writer.acquire().await?;
         // IMMEDIATE: take the write lock first, so the id range read below stays ours.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
