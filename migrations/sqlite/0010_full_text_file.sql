@@ -7,3 +7,6 @@ INSERT INTO ingest_state (key, value) SELECT 'full_text_split_at', COALESCE(MAX(
 -- floor, which deleting logs raises to the highest deleted id. (An index entry of a deleted
 -- log can then never match a new one.)
 INSERT INTO ingest_state (key, value) SELECT 'log_id_floor', COALESCE(MAX(id), 0) FROM logs;
+-- Identifies this database to its full-text index file: a file next to a restored or
+-- replaced database is rebuilt instead of trusted.
+INSERT INTO ingest_state (key, value) VALUES ('database_id', random() & 9223372036854775807);

@@ -298,6 +298,14 @@ both_backends!(payloads_are_read_back_and_deleted_with_their_logs, |app: TestApp
     assert!(fresh[0]["id"].as_i64().unwrap() > gone, "id {} handed out again", gone);
     if sqlite {
         assert!(page("q=keep-149").await.is_empty(), "the deleted log's text still matches");
+        // Gone from the index file itself, not only unreachable.
+        let index = app.database_url.strip_prefix("sqlite://").unwrap().replace("modelwatch.db", "modelwatch-fts.db");
+        let file = sqlx::SqlitePool::connect(&format!("sqlite://{index}")).await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs_fts WHERE logs_fts MATCH '\"keep 149\"'").fetch_one(&file).await.unwrap();
+        assert_eq!(left, 0, "the deleted log is still in the index file");
+        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs_fts WHERE logs_fts MATCH '\"keep 148\"'").fetch_one(&file).await.unwrap();
+        assert_eq!(kept, 1);
+        file.close().await;
     }
     assert_eq!(page("q=fresh").await.len(), 1);
 

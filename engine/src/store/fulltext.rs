@@ -15,7 +15,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqliteSynchronous};
@@ -29,9 +30,14 @@ use crate::ingest::payload::{self, Payload};
 /// failing or rebuilding), the batch is acknowledged anyway: it is stored, and the task indexes
 /// it as soon as it can.
 const MAX_WAIT: Duration = Duration::from_secs(5);
-/// Logs committed but not yet indexed, at most: the next commit waits until the task is
-/// within this (the texts wait in memory, ~250 B each).
-const MAX_BACKLOG: i64 = 200_000;
+/// Text handed over but not yet indexed, at most: the next commit waits (up to `ROOM_WAIT`)
+/// until the task is within this, so that a slow index holds ingest back (the ingest queue
+/// then answers 429) instead of piling up text in memory.
+const MAX_BACKLOG_BYTES: usize = 32 * 1024 * 1024;
+const ROOM_WAIT: Duration = Duration::from_secs(10);
+/// Texts indexed in one transaction at most, so that a deletion (which locks the index file)
+/// never waits long.
+const MAX_TEXTS_PER_TRANSACTION: usize = 20_000;
 /// Rows per multi-row INSERT into the index.
 const CHUNK: usize = 400;
 /// Logs read per round when rebuilding from the stored logs.
@@ -39,7 +45,10 @@ const CATCH_UP_PAGE: i64 = 2000;
 
 const CREATE_INDEX: &str =
     "CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(body, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2')";
-const CREATE_MARK: &str = "CREATE TABLE IF NOT EXISTS full_text_mark (id INTEGER PRIMARY KEY CHECK (id = 1), through INTEGER NOT NULL)";
+/// `through`: every log up to it is indexed. `db`: the `database_id` of the database the file
+/// belongs to (a restored or replaced database must not use another's index).
+const CREATE_MARK: &str =
+    "CREATE TABLE IF NOT EXISTS full_text_mark (id INTEGER PRIMARY KEY CHECK (id = 1), through INTEGER NOT NULL, db INTEGER NOT NULL)";
 
 /// The index file that belongs to the database file `main`: `modelwatch.db` → `modelwatch-fts.db`.
 pub(crate) fn index_path(main: &Path) -> PathBuf {
@@ -57,8 +66,9 @@ pub(crate) struct Prepared {
     mark: i64,
 }
 
-/// Opens (creating) the index file. `main` is the database it indexes (for the split id of a
-/// new file).
+/// Opens (creating) the index file of the database `main`. A file that belongs to another
+/// database, or claims logs the database does not have (a database restored without its
+/// index), is emptied and rebuilt from `full_text_split_at`.
 pub(crate) async fn prepare(path: &Path, main: &SqlitePool) -> Result<Prepared> {
     let opts = SqliteConnectOptions::new()
         .filename(path)
@@ -74,17 +84,27 @@ pub(crate) async fn prepare(path: &Path, main: &SqlitePool) -> Result<Prepared> 
         .map_err(|e| Error::Storage(format!("cannot open the full-text index {}: {e}", path.display())))?;
     sqlx::query(CREATE_INDEX).execute(&mut conn).await?;
     sqlx::query(CREATE_MARK).execute(&mut conn).await?;
-    let mark: Option<i64> = sqlx::query_scalar("SELECT through FROM full_text_mark WHERE id = 1").fetch_optional(&mut conn).await?;
+    let state = |key: &'static str| async move {
+        sqlx::query_scalar::<_, i64>("SELECT value FROM ingest_state WHERE key = ?").bind(key).fetch_optional(main).await.map(|v| v.unwrap_or(0))
+    };
+    let (db, split) = (state("database_id").await?, state("full_text_split_at").await?);
+    let newest: i64 = sqlx::query_scalar(
+        "SELECT max(COALESCE((SELECT MAX(id) FROM logs), 0), COALESCE((SELECT value FROM ingest_state WHERE key = 'log_id_floor'), 0))",
+    )
+    .fetch_one(main)
+    .await?;
+    let mark: Option<(i64, i64)> = sqlx::query_as("SELECT through, db FROM full_text_mark WHERE id = 1").fetch_optional(&mut conn).await?;
     let mark = match mark {
-        Some(m) => m,
-        None => {
-            // A new file: it covers the logs after the split (a file deleted by hand is rebuilt
-            // from there).
-            let split: i64 = sqlx::query_scalar("SELECT value FROM ingest_state WHERE key = 'full_text_split_at'")
-                .fetch_optional(main)
-                .await?
-                .unwrap_or(0);
-            sqlx::query("INSERT INTO full_text_mark (id, through) VALUES (1, ?)").bind(split).execute(&mut conn).await?;
+        Some((through, file_db)) if file_db == db && through <= newest => through,
+        other => {
+            if other.is_some() {
+                tracing::warn!(file = %path.display(), "the full-text index file belongs to another database; rebuilding it");
+            }
+            let mut tx = conn.begin().await?;
+            sqlx::query("DROP TABLE IF EXISTS logs_fts").execute(&mut *tx).await?;
+            sqlx::query(CREATE_INDEX).execute(&mut *tx).await?;
+            sqlx::query("INSERT OR REPLACE INTO full_text_mark (id, through, db) VALUES (1, ?, ?)").bind(split).bind(db).execute(&mut *tx).await?;
+            tx.commit().await?;
             split
         }
     };
@@ -93,13 +113,17 @@ pub(crate) async fn prepare(path: &Path, main: &SqlitePool) -> Result<Prepared> 
 
 struct Job {
     texts: Vec<(i64, String)>,
-    /// The batch's highest log id: the index is complete through it once the job is done.
+    bytes: usize,
+    /// The batch's highest log id.
     through: i64,
 }
 
 pub(crate) struct FullText {
     jobs: mpsc::UnboundedSender<Job>,
     submitted: AtomicI64,
+    queued_bytes: Arc<AtomicUsize>,
+    max_backlog_bytes: usize,
+    /// The highest log id of the jobs done (or the mark, if higher).
     indexed: watch::Receiver<i64>,
 }
 
@@ -108,25 +132,33 @@ impl FullText {
     pub(crate) fn start(p: Prepared, main: SqlitePool) -> FullText {
         let (jobs, rx) = mpsc::unbounded_channel();
         let (indexed_tx, indexed) = watch::channel(p.mark);
-        tokio::spawn(run(p.conn, main, rx, indexed_tx, p.mark));
-        FullText { jobs, submitted: AtomicI64::new(p.mark), indexed }
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(run(p.conn, main, rx, indexed_tx, p.mark, queued_bytes.clone()));
+        FullText { jobs, submitted: AtomicI64::new(p.mark), queued_bytes, max_backlog_bytes: MAX_BACKLOG_BYTES, indexed }
     }
 
     /// Hands over the texts of a committed batch whose highest log id is `through`. The queue
     /// is bounded by `wait_for_room`, which the writer calls before each commit.
     pub(crate) fn submit(&self, texts: Vec<(i64, String)>, through: i64) {
+        let bytes = texts.iter().map(|(_, t)| t.len() + 16).sum();
+        self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         self.submitted.fetch_max(through, Ordering::AcqRel);
         // A send fails only when the task has ended; its next start rebuilds from the mark.
-        let _ = self.jobs.send(Job { texts, through });
+        let _ = self.jobs.send(Job { texts, bytes, through });
     }
 
-    /// Waits while the task is more than `MAX_BACKLOG` logs behind, so that a slow or failing
-    /// index holds ingest back (the ingest queue then answers 429) instead of piling up texts
-    /// in memory. Returns at once if the task has ended.
+    /// Waits while more than `MAX_BACKLOG_BYTES` of text waits for the task, at most
+    /// `ROOM_WAIT` (a failing index must not stop ingest or shutdown for good).
     pub(crate) async fn wait_for_room(&self) {
-        let submitted = self.submitted.load(Ordering::Acquire);
         let mut indexed = self.indexed.clone();
-        let _ = indexed.wait_for(|v| submitted - *v <= MAX_BACKLOG).await;
+        let _ = tokio::time::timeout(ROOM_WAIT, async {
+            while self.queued_bytes.load(Ordering::Acquire) > self.max_backlog_bytes {
+                if indexed.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     /// Resolves once everything submitted so far is searchable, or after `MAX_WAIT`.
@@ -138,45 +170,157 @@ impl FullText {
         }
     }
 
-    /// The log id through which the index is complete.
+    /// The highest log id indexed.
     pub(crate) fn indexed_through(&self) -> i64 {
         *self.indexed.borrow()
     }
 }
 
-async fn run(mut conn: SqliteConnection, main: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, indexed: watch::Sender<i64>, mark: i64) {
-    let mut through = mark;
-    // Logs stored after the mark: an unclean stop, or the first start with this file.
-    catch_up(&mut conn, &main, &mut through, &indexed).await;
-    while let Some(first) = rx.recv().await {
-        // Jobs that queued up while the last one ran go in together.
-        let mut jobs = vec![first];
-        while jobs.len() < 64 {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        match index(&mut conn, &jobs, through).await {
-            Ok(t) => {
-                through = t;
-                indexed.send_replace(through);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "full-text indexing failed; rebuilding the missing entries from the stored logs");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                catch_up(&mut conn, &main, &mut through, &indexed).await;
-            }
-        }
+/// The task's state: the mark (every log up to it is indexed) and the jobs done.
+struct Task {
+    conn: SqliteConnection,
+    main: SqlitePool,
+    rx: mpsc::UnboundedReceiver<Job>,
+    indexed: watch::Sender<i64>,
+    queued_bytes: Arc<AtomicUsize>,
+    mark: i64,
+    jobs_through: i64,
+    job_failed: bool,
+}
+
+async fn run(conn: SqliteConnection, main: SqlitePool, rx: mpsc::UnboundedReceiver<Job>, indexed: watch::Sender<i64>, mark: i64, queued_bytes: Arc<AtomicUsize>) {
+    let mut t = Task { conn, main, rx, indexed, queued_bytes, mark, jobs_through: mark, job_failed: false };
+    // Logs stored after the mark: an unclean stop, or a new or rebuilt file. New batches keep
+    // being indexed meanwhile (between pages), so ingest does not wait for a long rebuild.
+    t.catch_up().await;
+    loop {
+        let Some(first) = t.rx.recv().await else { break };
+        t.do_jobs(first).await;
     }
 }
 
-/// Writes the jobs' texts of logs above `through` and the new mark in one transaction.
-async fn index(conn: &mut SqliteConnection, jobs: &[Job], through: i64) -> Result<i64> {
+impl Task {
+    fn publish(&self) {
+        self.indexed.send_replace(self.mark.max(self.jobs_through));
+    }
+
+    /// Indexes `first` and whatever else is queued; after a failure, rebuilds from the mark.
+    async fn do_jobs(&mut self, first: Job) {
+        if !self.apply_jobs(first, true).await {
+            self.catch_up().await;
+        }
+        self.publish();
+    }
+
+    /// Indexes `first` and whatever else is queued (up to a transaction's worth). `advance`:
+    /// the mark may move past the jobs (not while catching up: logs between the mark and the
+    /// jobs are not indexed yet). False when the transaction failed (the texts are dropped; a
+    /// rebuild reads them back from the logs).
+    async fn apply_jobs(&mut self, first: Job, advance: bool) -> bool {
+        let mut jobs = vec![first];
+        let mut texts = jobs[0].texts.len();
+        while texts < MAX_TEXTS_PER_TRANSACTION {
+            match self.rx.try_recv() {
+                Ok(j) => {
+                    texts += j.texts.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let through = jobs.iter().map(|j| j.through).max().unwrap_or(self.mark);
+        let bytes: usize = jobs.iter().map(|j| j.bytes).sum();
+        let new_mark = if advance { self.mark.max(through) } else { self.mark };
+        let result = index(&mut self.conn, &jobs, self.mark, new_mark).await;
+        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        match result {
+            Ok(()) => {
+                self.mark = new_mark;
+                self.jobs_through = self.jobs_through.max(through);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "full-text indexing failed; rebuilding the missing entries from the stored logs");
+                self.job_failed = true;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                false
+            }
+        }
+    }
+
+    /// Indexes the stored logs above the mark up to the newest log at the start, from their
+    /// rows and payloads; retries until it succeeds.
+    async fn catch_up(&mut self) {
+        loop {
+            match self.catch_up_once().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, through = self.mark, "full-text index cannot catch up; retrying");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    }
+
+    async fn catch_up_once(&mut self) -> Result<()> {
+        let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM logs").fetch_one(&self.main).await?;
+        if newest > self.mark {
+            tracing::info!(from = self.mark, to = newest, "full-text index catching up with stored logs");
+        }
+        while self.mark < newest {
+            let rows: Vec<(i64, Option<String>, Option<String>)> =
+                sqlx::query_as("SELECT id, message, error_message FROM logs WHERE id > ? AND id <= ? ORDER BY id LIMIT ?")
+                    .bind(self.mark)
+                    .bind(newest)
+                    .bind(CATCH_UP_PAGE)
+                    .fetch_all(&self.main)
+                    .await?;
+            let last = match rows.last() {
+                Some((id, _, _)) => *id,
+                None => newest,
+            };
+            let payloads = stored_payloads(&self.main, self.mark, last).await?;
+            let texts: Vec<(i64, String)> = rows
+                .into_iter()
+                .filter_map(|(id, message, error_message)| {
+                    let p = payloads.get(&id).and_then(|bytes| match Payload::decode(bytes, false) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            tracing::warn!(log = id, error = %e, "payload not indexed");
+                            None
+                        }
+                    });
+                    let (req, resp) = p.as_ref().map(|p| (Some(p.request.as_str()), Some(p.response.as_str()))).unwrap_or((None, None));
+                    crate::ingest::search_text([message.as_deref(), error_message.as_deref(), req, resp]).map(|t| (id, t))
+                })
+                .collect();
+            index(&mut self.conn, &[Job { texts, bytes: 0, through: last }], self.mark, last).await?;
+            self.mark = last;
+            self.publish();
+            // New batches go in between pages.
+            if let Ok(job) = self.rx.try_recv() {
+                self.apply_jobs(job, false).await;
+                self.publish();
+            }
+        }
+        if std::mem::take(&mut self.job_failed) {
+            // Jobs indexed meanwhile do not cover the failed one's logs: go on from here.
+            return Err(Error::Storage("a batch failed to index while catching up".into()));
+        }
+        self.mark = self.mark.max(self.jobs_through);
+        sqlx::query("UPDATE full_text_mark SET through = max(through, ?) WHERE id = 1").bind(self.mark).execute(&mut self.conn).await?;
+        self.publish();
+        Ok(())
+    }
+}
+
+/// Writes the jobs' texts of logs above `skip_through` and moves the mark to `mark`, in one
+/// transaction. The mark never moves back (another process, such as a CLI command, may have
+/// indexed further).
+async fn index(conn: &mut SqliteConnection, jobs: &[Job], skip_through: i64, mark: i64) -> Result<()> {
     let mut tx = conn.begin().await?;
-    let mut done = through;
     for job in jobs {
-        let texts: Vec<&(i64, String)> = job.texts.iter().filter(|(id, _)| *id > through).collect();
+        let texts: Vec<&(i64, String)> = job.texts.iter().filter(|(id, _)| *id > skip_through).collect();
         for chunk in texts.chunks(CHUNK) {
             let mut sql = String::with_capacity(40 + chunk.len() * 6);
             sql.push_str("INSERT INTO logs_fts (rowid, body) VALUES ");
@@ -189,81 +333,32 @@ async fn index(conn: &mut SqliteConnection, jobs: &[Job], through: i64) -> Resul
             }
             q.execute(&mut *tx).await?;
         }
-        done = done.max(job.through);
     }
-    if done > through {
-        sqlx::query("UPDATE full_text_mark SET through = ? WHERE id = 1").bind(done).execute(&mut *tx).await?;
-    }
+    sqlx::query("UPDATE full_text_mark SET through = max(through, ?) WHERE id = 1").bind(mark).execute(&mut *tx).await?;
     tx.commit().await?;
-    Ok(done)
-}
-
-/// Indexes the stored logs above `through` up to the newest log at the start, from their rows
-/// and payloads; retries until it succeeds. Later logs come as jobs.
-async fn catch_up(conn: &mut SqliteConnection, main: &SqlitePool, through: &mut i64, indexed: &watch::Sender<i64>) {
-    loop {
-        match catch_up_once(conn, main, through, indexed).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(error = %e, through = *through, "full-text index cannot catch up; retrying");
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        }
-    }
-}
-
-async fn catch_up_once(conn: &mut SqliteConnection, main: &SqlitePool, through: &mut i64, indexed: &watch::Sender<i64>) -> Result<()> {
-    let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM logs").fetch_one(main).await?;
-    if newest > *through {
-        tracing::info!(from = *through, to = newest, "full-text index catching up with stored logs");
-    }
-    while *through < newest {
-        let rows: Vec<(i64, Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT id, message, error_message FROM logs WHERE id > ? AND id <= ? ORDER BY id LIMIT ?")
-                .bind(*through)
-                .bind(newest)
-                .bind(CATCH_UP_PAGE)
-                .fetch_all(main)
-                .await?;
-        let last = match rows.last() {
-            Some((id, _, _)) => *id,
-            None => newest,
-        };
-        let payloads = stored_payloads(main, *through, last).await?;
-        let texts = rows
-            .into_iter()
-            .filter_map(|(id, message, error_message)| {
-                let p = payloads.get(&id).and_then(|bytes| match Payload::decode(bytes, false) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        tracing::warn!(log = id, error = %e, "payload not indexed");
-                        None
-                    }
-                });
-                let (req, resp) = p.as_ref().map(|p| (Some(p.request.as_str()), Some(p.response.as_str()))).unwrap_or((None, None));
-                crate::ingest::search_text([message.as_deref(), error_message.as_deref(), req, resp]).map(|t| (id, t))
-            })
-            .collect();
-        *through = index(conn, &[Job { texts, through: last }], *through).await?;
-        indexed.send_replace(*through);
-    }
     Ok(())
 }
 
 /// The stored payloads of the logs in `(after, last]`, from blocks and from rows of the older
-/// one-per-log table.
+/// one-per-log table. A block that cannot be read is skipped (its logs are indexed without
+/// payload text) rather than stopping the index.
 async fn stored_payloads(main: &SqlitePool, after: i64, last: i64) -> Result<HashMap<i64, Vec<u8>>> {
     let mut out = HashMap::new();
-    let blocks: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT first_id, body FROM payload_blocks WHERE last_id > ? AND first_id <= ?")
-        .bind(after)
-        .bind(last)
-        .fetch_all(main)
-        .await?;
+    // Blocks are keyed by their first id and do not overlap: start at the block holding
+    // `after + 1`, not at the beginning of the table.
+    let blocks: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT first_id, body FROM payload_blocks \
+         WHERE first_id >= COALESCE((SELECT MAX(first_id) FROM payload_blocks WHERE first_id <= ?), 0) AND first_id <= ? AND last_id > ?",
+    )
+    .bind(after + 1)
+    .bind(last)
+    .bind(after)
+    .fetch_all(main)
+    .await?;
     for (first_id, body) in blocks {
-        for (id, bytes) in payload::decode_block(&body, first_id)? {
-            if id > after && id <= last {
-                out.insert(id, bytes);
-            }
+        match payload::decode_block(&body, first_id) {
+            Ok(entries) => out.extend(entries.into_iter().filter(|(id, _)| *id > after && *id <= last)),
+            Err(e) => tracing::warn!(block = first_id, error = %e, "payload block not indexed"),
         }
     }
     let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT log_id, body FROM payloads WHERE log_id > ? AND log_id <= ?")
@@ -279,40 +374,80 @@ async fn stored_payloads(main: &SqlitePool, after: i64, last: i64) -> Result<Has
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn commits_wait_while_the_index_is_far_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let main_path = dir.path().join("m.db");
-        let main = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&main_path).create_if_missing(true)).await.unwrap();
+    async fn main_db(dir: &Path, database_id: i64) -> SqlitePool {
+        let main = SqlitePool::connect_with(SqliteConnectOptions::new().filename(dir.join("m.db")).create_if_missing(true)).await.unwrap();
         for sql in [
-            "CREATE TABLE ingest_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-            "INSERT INTO ingest_state VALUES ('full_text_split_at', 0)",
-            "CREATE TABLE logs (id INTEGER PRIMARY KEY, message TEXT, error_message TEXT)",
-            "CREATE TABLE payload_blocks (first_id INTEGER PRIMARY KEY, last_id INTEGER, body BLOB)",
-            "CREATE TABLE payloads (log_id INTEGER PRIMARY KEY, body BLOB)",
+            "CREATE TABLE IF NOT EXISTS ingest_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            "INSERT OR REPLACE INTO ingest_state VALUES ('full_text_split_at', 0)",
+            "CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY, message TEXT, error_message TEXT)",
+            "CREATE TABLE IF NOT EXISTS payload_blocks (first_id INTEGER PRIMARY KEY, last_id INTEGER, body BLOB)",
+            "CREATE TABLE IF NOT EXISTS payloads (log_id INTEGER PRIMARY KEY, body BLOB)",
         ] {
             sqlx::query(sql).execute(&main).await.unwrap();
         }
-        let path = index_path(&main_path);
-        let ft = FullText::start(prepare(&path, &main).await.unwrap(), main.clone());
+        sqlx::query("INSERT OR REPLACE INTO ingest_state VALUES ('database_id', ?)").bind(database_id).execute(&main).await.unwrap();
+        main
+    }
+
+    async fn count(conn: &mut SqliteConnection, word: &str) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM logs_fts WHERE logs_fts MATCH ?").bind(word).fetch_one(conn).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn commits_wait_while_the_index_is_far_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = main_db(dir.path(), 7).await;
+        let path = index_path(&dir.path().join("m.db"));
+        let mut ft = FullText::start(prepare(&path, &main).await.unwrap(), main.clone());
+        ft.max_backlog_bytes = 100;
         ft.barrier().await;
         // Another connection holds the index file's write lock: the task cannot write.
         let mut blocker = SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
         sqlx::query("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
         ft.submit(vec![(1, "hello world".into())], 1);
-        ft.submit(vec![(MAX_BACKLOG + 5, "far ahead".into())], MAX_BACKLOG + 5);
+        ft.submit(vec![(2, "far ahead ".repeat(20))], 9);
         let waited = tokio::time::timeout(Duration::from_millis(500), ft.wait_for_room()).await;
         assert!(waited.is_err(), "a commit must wait while the index is far behind");
         sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
         tokio::time::timeout(Duration::from_secs(20), ft.wait_for_room()).await.expect("room once the index caught up");
         ft.barrier().await;
-        assert_eq!(ft.indexed_through(), MAX_BACKLOG + 5);
+        assert_eq!(ft.indexed_through(), 9);
         for (word, n) in [("hello", 1), ("ahead", 1), ("missing", 0)] {
-            let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs_fts WHERE logs_fts MATCH ?").bind(word).fetch_one(&mut blocker).await.unwrap();
-            assert_eq!(found, n, "{word}");
+            assert_eq!(count(&mut blocker, word).await, n, "{word}");
         }
         let mark: i64 = sqlx::query_scalar("SELECT through FROM full_text_mark").fetch_one(&mut blocker).await.unwrap();
-        assert_eq!(mark, MAX_BACKLOG + 5);
+        assert_eq!(mark, 9);
+    }
+
+    #[tokio::test]
+    async fn an_index_of_another_database_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = main_db(dir.path(), 1).await;
+        for (id, text) in [(1, "alpha"), (2, "beta")] {
+            sqlx::query("INSERT INTO logs (id, message) VALUES (?, ?)").bind(id).bind(text).execute(&main).await.unwrap();
+        }
+        let path = index_path(&dir.path().join("m.db"));
+        {
+            let ft = FullText::start(prepare(&path, &main).await.unwrap(), main.clone());
+            ft.submit(vec![(3, "gamma".into())], 3);
+            ft.barrier().await;
+            // Catching up indexed the stored logs 1 and 2; the job log 3 (not stored).
+            assert_eq!(ft.indexed_through(), 3);
+        }
+        let mut file = SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
+        assert_eq!((count(&mut file, "alpha").await, count(&mut file, "gamma").await), (1, 1));
+        // The same file next to a database restored from elsewhere: emptied and rebuilt from
+        // that database's logs, not trusted.
+        let main = main_db(dir.path(), 2).await;
+        let prepared = prepare(&path, &main).await.unwrap();
+        assert_eq!(prepared.mark, 0);
+        let ft = FullText::start(prepared, main.clone());
+        let started = std::time::Instant::now();
+        while ft.indexed_through() < 2 {
+            assert!(started.elapsed() < Duration::from_secs(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!((count(&mut file, "alpha").await, count(&mut file, "beta").await, count(&mut file, "gamma").await), (1, 1, 0));
     }
 
     #[test]

@@ -1510,11 +1510,14 @@ macro_rules! impl_common_store {
                 let done = sqlx::query("DELETE FROM logs WHERE id IN (SELECT id FROM doomed_logs)").execute(&mut *tx).await?;
                 // Payloads stored in blocks: rewritten without the deleted logs'.
                 self.prune_payloads_impl(&mut *tx).await?;
+                let mut doomed: Vec<i64> = Vec::new();
                 if dialect == $crate::store::filter::Dialect::Sqlite {
+                    doomed = sqlx::query_scalar("SELECT id FROM doomed_logs").fetch_all(&mut *tx).await?;
                     sqlx::query("DELETE FROM doomed_logs").execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 self.forget_payload_blocks();
+                self.after_delete_impl(doomed).await?;
                 Ok(done.rows_affected())
             }
 

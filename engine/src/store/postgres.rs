@@ -25,6 +25,11 @@ impl PostgresStore {
 
     pub(crate) fn forget_payload_blocks(&self) {}
 
+    /// Nothing to do: the text rows went in the deletion's transaction.
+    pub(crate) async fn after_delete_impl(&self, _ids: Vec<i64>) -> Result<()> {
+        Ok(())
+    }
+
     /// Text is indexed in the commit's own transaction: searchable at commit.
     pub(crate) fn search_barrier_impl(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>> {
         None

@@ -263,6 +263,26 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// After a deletion: logs committed just before it may still have been waiting for the
+    /// full-text task, which then indexed them after the deletion removed their entries. Wait
+    /// for the task and remove those entries too, so that no word of a deleted log stays in
+    /// the index file.
+    pub(crate) async fn after_delete_impl(&self, ids: Vec<i64>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.full_text.barrier().await;
+        for chunk in ids.chunks(500) {
+            let sql = format!("DELETE FROM fts.logs_fts WHERE rowid IN ({})", vec!["?"; chunk.len()].join(","));
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// See `Store::search_barrier`.
     pub(crate) fn search_barrier_impl(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>> {
         Some(Box::pin(self.full_text.barrier()))
