@@ -37,6 +37,11 @@ struct DecodedBlock {
     entries: std::sync::Arc<Vec<(i64, Vec<u8>)>>,
 }
 
+/// Prepared statements the ingest writer keeps. Its multi-row statements hold thousands of
+/// parameters each (hundreds of KB prepared), and the last chunk of every table varies in size
+/// from commit to commit, so sqlx's default of 100 filled up with one-off shapes.
+const WRITER_STATEMENTS: usize = 24;
+
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
@@ -50,7 +55,7 @@ impl SqliteStore {
         let index_file = super::fulltext::index_path(opts.get_filename());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone())
+            .connect_with(opts.clone().statement_cache_capacity(WRITER_STATEMENTS))
             .await
             .map_err(|e| Error::Storage(format!("cannot open SQLite database {url}: {e}")))?;
         MIGRATOR
