@@ -207,6 +207,8 @@ impl Task {
     /// Indexes `first` and whatever else is queued; after a failure, rebuilds from the mark.
     async fn do_jobs(&mut self, first: Job) {
         if !self.apply_jobs(first, true).await {
+            // The rebuild starts at the mark, below the failed jobs: it covers them.
+            self.job_failed = false;
             self.catch_up().await;
         }
         self.publish();
