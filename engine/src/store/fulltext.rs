@@ -88,11 +88,7 @@ pub(crate) async fn prepare(path: &Path, main: &SqlitePool) -> Result<Prepared> 
         sqlx::query_scalar::<_, i64>("SELECT value FROM ingest_state WHERE key = ?").bind(key).fetch_optional(main).await.map(|v| v.unwrap_or(0))
     };
     let (db, split) = (state("database_id").await?, state("full_text_split_at").await?);
-    let newest: i64 = sqlx::query_scalar(
-        "SELECT max(COALESCE((SELECT MAX(id) FROM logs), 0), COALESCE((SELECT value FROM ingest_state WHERE key = 'log_id_floor'), 0))",
-    )
-    .fetch_one(main)
-    .await?;
+    let newest: i64 = sqlx::query_scalar(super::sqlite::HIGHEST_LOG_ID).fetch_one(main).await?;
     let mark: Option<(i64, i64)> = sqlx::query_as("SELECT through, db FROM full_text_mark WHERE id = 1").fetch_optional(&mut conn).await?;
     let mark = match mark {
         Some((through, file_db)) if file_db == db && through <= newest => through,
@@ -171,6 +167,7 @@ impl FullText {
     }
 
     /// The highest log id indexed.
+    #[cfg(test)]
     pub(crate) fn indexed_through(&self) -> i64 {
         *self.indexed.borrow()
     }
@@ -324,11 +321,7 @@ async fn index(conn: &mut SqliteConnection, jobs: &[Job], skip_through: i64, mar
     for job in jobs {
         let texts: Vec<&(i64, String)> = job.texts.iter().filter(|(id, _)| *id > skip_through).collect();
         for chunk in texts.chunks(CHUNK) {
-            let mut sql = String::with_capacity(40 + chunk.len() * 6);
-            sql.push_str("INSERT INTO logs_fts (rowid, body) VALUES ");
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "(?,?)" } else { ",(?,?)" });
-            }
+            let sql = format!("INSERT INTO logs_fts (rowid, body) VALUES {}", super::sqlite::values_sql(chunk.len(), 2));
             let mut q = sqlx::query(&sql);
             for (id, text) in chunk {
                 q = q.bind(*id).bind(text.as_str());

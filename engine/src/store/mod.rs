@@ -1495,11 +1495,11 @@ macro_rules! impl_common_store {
                 let sql = format!("INSERT INTO doomed_logs (id) SELECT id FROM logs WHERE {w}");
                 $crate::store::filter::bind_all!(sqlx::query(&sql), &binds).execute(&mut *tx).await?;
                 let text: &[&str] = match dialect {
-                    // The old index in this file and the index file (attached as `fts`); ids
-                    // are never handed out again, whatever the newest remaining log is.
+                    // The old index in this file (the index file's entries go after the commit,
+                    // `after_delete_impl`); ids are never handed out again, whatever the newest
+                    // remaining log is.
                     $crate::store::filter::Dialect::Sqlite => &[
                         "DELETE FROM logs_fts WHERE rowid IN (SELECT id FROM doomed_logs)",
-                        "DELETE FROM fts.logs_fts WHERE rowid IN (SELECT id FROM doomed_logs)",
                         "UPDATE ingest_state SET value = max(value, (SELECT COALESCE(MAX(id), 0) FROM doomed_logs)) WHERE key = 'log_id_floor'",
                     ],
                     $crate::store::filter::Dialect::Postgres => &["DELETE FROM logs_text WHERE log_id IN (SELECT id FROM doomed_logs)"],

@@ -106,7 +106,12 @@ const LOG_INSERT_COLUMNS: &str = "(id, ts, model_id, series_id, flags, level, ht
     span_id, metadata)";
 const LOG_PARAMS: usize = 22;
 
-fn values_sql(rows: usize, params: usize) -> String {
+/// The highest log id ever handed out: the newest stored log, or a deleted one above it
+/// (`log_id_floor`). New ids start above it.
+pub(super) const HIGHEST_LOG_ID: &str = "SELECT max(COALESCE((SELECT MAX(id) FROM logs), 0), \
+     COALESCE((SELECT value FROM ingest_state WHERE key = 'log_id_floor'), 0))";
+
+pub(super) fn values_sql(rows: usize, params: usize) -> String {
     let mut s = String::with_capacity(rows * params * 3);
     for r in 0..rows {
         if r > 0 {
@@ -137,12 +142,7 @@ impl SqliteStore {
         let mut index_through = None;
         if !b.logs.is_empty() {
             // Above the newest log and above every deleted one: ids are never reused.
-            let base: i64 = sqlx::query_scalar(
-                "SELECT max(COALESCE((SELECT MAX(id) FROM logs), 0), \
-                 COALESCE((SELECT value FROM ingest_state WHERE key = 'log_id_floor'), 0))",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
+            let base: i64 = sqlx::query_scalar(HIGHEST_LOG_ID).fetch_one(&mut *tx).await?;
             let mut payloads: Vec<(i64, &[u8])> = Vec::new();
             for (ci, chunk) in b.logs.chunks(LOG_CHUNK).enumerate() {
                 let sql = format!("INSERT INTO logs {LOG_INSERT_COLUMNS} VALUES {}", values_sql(chunk.len(), LOG_PARAMS));
@@ -291,11 +291,6 @@ impl SqliteStore {
     /// See `Store::search_barrier`.
     pub(crate) fn search_barrier_impl(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>> {
         Some(Box::pin(self.full_text.barrier()))
-    }
-
-    /// The log id through which the full-text index file is complete.
-    pub fn full_text_indexed_through(&self) -> i64 {
-        self.full_text.indexed_through()
     }
 }
 
