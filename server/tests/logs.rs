@@ -419,6 +419,75 @@ async fn sqlite_full_text_index_is_rebuilt_from_stored_logs() {
     assert_eq!(search(&again, &key, "plain").await, 20);
 }
 
+/// On SQLite a metadata object repeated within a commit is stored once (`log_metadata`) and
+/// the logs refer to it; one seen once stays inline. Reads and filters see no difference, and
+/// deleting logs releases their references.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_shared_metadata_is_stored_once() {
+    let app = common::spawn_app(common::Backend::Sqlite).await.unwrap();
+    let admin = app.admin().await;
+    let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
+    let meta = |i: i64| match i % 10 {
+        9 => json!({"team": "c", "request_id": format!("r-{i}")}),
+        n if n % 2 == 0 => json!({"team": "a", "tier": 1}),
+        _ => json!({"team": "b", "flag": true}),
+    };
+    let records: Vec<Value> = (0..30).map(|i| json!({"model": "md", "timestamp": T0 + i, "trace_id": format!("m-{i}"), "metadata": meta(i)})).collect();
+    assert_eq!(app.ingest(&key, &records).await.1["accepted"], 30);
+
+    let db = app.database_url.clone();
+    let conn = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let dictionary = || {
+        let conn = conn.clone();
+        async move {
+            let rows = sqlx::query_as::<_, (String, i64)>("SELECT body, refs FROM log_metadata ORDER BY refs").fetch_all(&conn).await.unwrap();
+            rows.into_iter().map(|(body, refs)| (serde_json::from_str::<Value>(&body).unwrap(), refs)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        dictionary().await,
+        vec![(json!({"team": "b", "flag": true}), 12), (json!({"team": "a", "tier": 1}), 15)]
+    );
+    let inline: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs WHERE metadata IS NOT NULL AND metadata_ref IS NULL").fetch_one(&conn).await.unwrap();
+    assert_eq!(inline, 3, "metadata seen once stays in the row");
+
+    // A later commit counts into the same entry.
+    let more: Vec<Value> = (30..34).map(|i| json!({"model": "md", "timestamp": T0 + i, "trace_id": format!("m-{i}"), "metadata": {"team": "a", "tier": 1}})).collect();
+    assert_eq!(app.ingest(&key, &more).await.1["accepted"], 4);
+    assert_eq!(dictionary().await[1].1, 19);
+
+    // Read back and filtered the same, shared or not.
+    let page = |q: String| {
+        let (app, key) = (&app, &key);
+        async move {
+            let (status, page) = get(app, key, &format!("model=md&from={T0}&to={}&limit=100&{q}", T0 + MIN)).await;
+            assert_eq!(status, 200, "{page}");
+            page["logs"].as_array().unwrap().clone()
+        }
+    };
+    let all = page(String::new()).await;
+    assert_eq!(all.len(), 34);
+    for l in &all {
+        let i: i64 = l["trace_id"].as_str().unwrap()[2..].parse().unwrap();
+        let want = if i >= 30 { json!({"team": "a", "tier": 1}) } else { meta(i) };
+        assert_eq!(l["metadata"], want, "log {i}");
+    }
+    assert_eq!(page("meta:team=a".into()).await.len(), 19);
+    assert_eq!(page("meta:flag=true".into()).await.len(), 12);
+    assert_eq!(page("meta:request_id=r-19".into()).await.len(), 1);
+    assert_eq!(page("meta:tier=(none)".into()).await.len(), 15);
+
+    // Deleting logs gives their references back; an entry nobody refers to is gone.
+    let q = format!("from={T0}&to={}&meta:team=b", T0 + MIN);
+    app.call_ok(&admin, "delete_logs", &[("model", "md"), ("query", &q), ("confirm", "12")]).await;
+    let q = format!("from={T0}&to={}&meta:team=a&trace_id=m-30", T0 + MIN);
+    app.call_ok(&admin, "delete_logs", &[("model", "md"), ("query", &q), ("confirm", "1")]).await;
+    assert_eq!(dictionary().await, vec![(json!({"team": "a", "tier": 1}), 18)]);
+    assert_eq!(page(String::new()).await.len(), 21);
+    assert_eq!(page("meta:team=a".into()).await.len(), 18);
+    conn.close().await;
+}
+
 both_backends!(pages_have_no_duplicates_or_gaps_while_ingest_goes_on, |app: TestApp| async move {
     let key = seed(&app, "chat").await;
     let range = format!("model=chat&from={T0}&to={}", T0 + 10 * N * MIN);

@@ -227,18 +227,19 @@ impl LogFilter {
                         // Keys are checked to be plain (letters, digits, _ - . /), so quoting
                         // them inside the JSON path is safe; the path itself is still bound.
                         let path = p(Bind::Text(format!("$.\"{key}\"")));
+                        let m = super::SQLITE_METADATA;
                         match value {
                             Some(v) => {
                                 let path2 = p(Bind::Text(format!("$.\"{key}\"")));
                                 let _ = write!(
                                     sql,
-                                    " AND (CASE json_type(metadata, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
-                                     ELSE CAST(json_extract(metadata, {path2}) AS TEXT) END) = {}",
+                                    " AND (CASE json_type({m}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                                     ELSE CAST(json_extract({m}, {path2}) AS TEXT) END) = {}",
                                     p(Bind::Text(v.clone()))
                                 );
                             }
                             None => {
-                                let _ = write!(sql, " AND (metadata IS NULL OR json_type(metadata, {path}) IS NULL)");
+                                let _ = write!(sql, " AND ({m} IS NULL OR json_type({m}, {path}) IS NULL)");
                             }
                         }
                     }

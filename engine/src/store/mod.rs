@@ -392,12 +392,21 @@ macro_rules! log_columns_head {
     };
 }
 const LOG_COLUMNS: &str = concat!(log_columns_head!(), "trace_id, span_id, metadata");
+/// A log's metadata on SQLite: inline, or the shared object it refers to (`sqlite::share_metadata`).
+macro_rules! sqlite_metadata {
+    () => {
+        "(CASE WHEN metadata_ref IS NULL THEN metadata ELSE (SELECT body FROM log_metadata WHERE log_metadata.id = metadata_ref) END)"
+    };
+}
+pub(crate) const SQLITE_METADATA: &str = sqlite_metadata!();
 /// SQLite keeps hex trace and span ids as bytes (see `sqlite::id_value`) and reads them back
 /// as the same lowercase hex.
 const SQLITE_LOG_COLUMNS: &str = concat!(
     log_columns_head!(),
     "CASE WHEN typeof(trace_id) = 'blob' THEN lower(hex(trace_id)) ELSE trace_id END AS trace_id, \
-    CASE WHEN typeof(span_id) = 'blob' THEN lower(hex(span_id)) ELSE span_id END AS span_id, metadata"
+    CASE WHEN typeof(span_id) = 'blob' THEN lower(hex(span_id)) ELSE span_id END AS span_id, ",
+    sqlite_metadata!(),
+    " AS metadata"
 );
 
 /// The columns of a `StoredLog`, as the backend (`"sqlite"` or `"postgres"`) selects them.
@@ -1500,6 +1509,12 @@ macro_rules! impl_common_store {
                     // remaining log is.
                     $crate::store::filter::Dialect::Sqlite => &[
                         "DELETE FROM logs_fts WHERE rowid IN (SELECT id FROM doomed_logs)",
+                        // Shared metadata objects: one reference fewer per deleted log, and
+                        // gone once nothing refers to them.
+                        "UPDATE log_metadata SET refs = refs - d.n FROM (SELECT metadata_ref AS ref, COUNT(*) AS n FROM logs \
+                         WHERE id IN (SELECT id FROM doomed_logs) AND metadata_ref IS NOT NULL GROUP BY metadata_ref) AS d \
+                         WHERE log_metadata.id = d.ref",
+                        "DELETE FROM log_metadata WHERE refs <= 0",
                         "UPDATE ingest_state SET value = max(value, (SELECT COALESCE(MAX(id), 0) FROM doomed_logs)) WHERE key = 'log_id_floor'",
                     ],
                     $crate::store::filter::Dialect::Postgres => &["DELETE FROM logs_text WHERE log_id IN (SELECT id FROM doomed_logs)"],

@@ -103,8 +103,8 @@ use crate::ingest::payload;
 const LOG_CHUNK: usize = 400;
 const LOG_INSERT_COLUMNS: &str = "(id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, input_tokens, \
     output_tokens, cached_tokens, cost_usd, feedback, error_type, message, error_message, user_id, session_id, trace_id, \
-    span_id, metadata)";
-const LOG_PARAMS: usize = 22;
+    span_id, metadata, metadata_ref)";
+const LOG_PARAMS: usize = 23;
 
 /// The highest log id ever handed out: the newest stored log, or a deleted one above it
 /// (`log_id_floor`). New ids start above it.
@@ -143,6 +143,7 @@ impl SqliteStore {
         if !b.logs.is_empty() {
             // Above the newest log and above every deleted one: ids are never reused.
             let base: i64 = sqlx::query_scalar(HIGHEST_LOG_ID).fetch_one(&mut *tx).await?;
+            let shared = share_metadata(&mut *tx, &b.logs).await?;
             let mut payloads: Vec<(i64, &[u8])> = Vec::new();
             for (ci, chunk) in b.logs.chunks(LOG_CHUNK).enumerate() {
                 let sql = format!("INSERT INTO logs {LOG_INSERT_COLUMNS} VALUES {}", values_sql(chunk.len(), LOG_PARAMS));
@@ -152,7 +153,8 @@ impl SqliteStore {
                     if let Some(p) = &r.payload {
                         payloads.push((id, p));
                     }
-                    q = bind_log(q, id, r);
+                    let metadata_ref = r.metadata.as_deref().and_then(|m| shared.get(m).copied());
+                    q = bind_log(q, id, r, metadata_ref);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -409,6 +411,7 @@ fn bind_log<'q>(
     q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     id: i64,
     r: &'q LogRow,
+    metadata_ref: Option<i64>,
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
     q.bind(id)
         .bind(r.ts)
@@ -431,8 +434,39 @@ fn bind_log<'q>(
         .bind(r.session_id.as_deref())
         .bind(id_value(r.trace_id.as_deref()))
         .bind(id_value(r.span_id.as_deref()))
-        .bind(r.metadata.as_deref())
+        // Stored once in `log_metadata` when shared, inline otherwise.
+        .bind(if metadata_ref.is_some() { None } else { r.metadata.as_deref() })
+        .bind(metadata_ref)
 }
+
+/// Metadata objects that occur more than once in this batch: counted into `log_metadata`
+/// (added if new) and returned with their ids, for the logs to refer to instead of holding a
+/// copy. An object seen once stays inline, so metadata unique to each log (a request id)
+/// costs no more than before. Read back by `SQLITE_METADATA`; counts lowered by `delete_logs`.
+async fn share_metadata(tx: &mut sqlx::SqliteConnection, logs: &[LogRow]) -> Result<HashMap<String, i64>> {
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for m in logs.iter().filter_map(|r| r.metadata.as_deref()) {
+        *counts.entry(m).or_default() += 1;
+    }
+    let repeated: Vec<(&str, i64)> = counts.into_iter().filter(|(_, n)| *n > 1).collect();
+    let mut ids = HashMap::with_capacity(repeated.len());
+    for chunk in repeated.chunks(METADATA_CHUNK) {
+        let sql = format!(
+            "INSERT INTO log_metadata (body, refs) VALUES {} ON CONFLICT (body) DO UPDATE SET refs = refs + excluded.refs \
+             RETURNING id, body",
+            values_sql(chunk.len(), 2)
+        );
+        let mut q = sqlx::query_as::<_, (i64, String)>(&sql).persistent(false);
+        for (body, n) in chunk {
+            q = q.bind(*body).bind(*n);
+        }
+        ids.extend(q.fetch_all(&mut *tx).await?.into_iter().map(|(id, body)| (body, id)));
+    }
+    Ok(ids)
+}
+
+/// Objects per `log_metadata` upsert (2 variables each).
+const METADATA_CHUNK: usize = 500;
 
 /// A trace or span id as stored on SQLite: lowercase hex (what OpenTelemetry ids are) as its
 /// bytes, half the size; anything else as the text it is. Reads turn the bytes back into the
