@@ -223,13 +223,15 @@ impl Shared {
         let mut rec: LogRecord = g.record_for(spec);
         drop(g);
         rec.trace_id = records::random_hex(&mut rand::thread_rng(), 32);
-        rec.timestamp = Some(now_ms());
+        let ts = now_ms();
+        rec.timestamp = Some(ts);
         rec.metadata
             .insert("loadgen_probe".into(), serde_json::Value::Bool(true));
         let json = serde_json::to_string(&rec).expect("a record serialises");
         Some(Marker {
             model: rec.model,
             trace_id: rec.trace_id,
+            ts,
             json,
         })
     }
@@ -271,6 +273,8 @@ impl Shared {
 struct Marker {
     model: String,
     trace_id: String,
+    /// The marker's own timestamp (epoch ms): the probe asks for that millisecond only.
+    ts: i64,
     json: String,
 }
 
@@ -513,9 +517,13 @@ struct LogsAnswer {
     logs: Vec<serde_json::Value>,
 }
 
-/// Polls `GET /api/v1/logs?model=&trace_id=&limit=1` until the marker shows up.
+/// Polls `GET /api/v1/logs?model=&trace_id=&from=&to=&limit=1` until the marker shows up.
+/// The range is the marker's own millisecond, so the answer measures when the record became
+/// visible, not how long a trace-id scan over the server's default hour takes (that grows
+/// with the data stored and is an explorer figure of its own).
 async fn probe(shared: Arc<Shared>, m: Marker, sent_at: Instant, acked_at: Instant) {
     let url = format!("{}/api/v1/logs", shared.cfg.url);
+    let (from, to) = (m.ts.to_string(), (m.ts + 1).to_string());
     let auth = format!("Bearer {}", shared.cfg.read_key);
     let give_up = acked_at + PROBE_TIMEOUT;
     loop {
@@ -528,6 +536,8 @@ async fn probe(shared: Arc<Shared>, m: Marker, sent_at: Instant, acked_at: Insta
             .query(&[
                 ("model", m.model.as_str()),
                 ("trace_id", m.trace_id.as_str()),
+                ("from", from.as_str()),
+                ("to", to.as_str()),
                 ("limit", "1"),
             ])
             .header(AUTHORIZATION, &auth)
@@ -633,7 +643,7 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         posts: AtomicUsize,
-        markers: Mutex<std::collections::HashMap<String, u32>>,
+        markers: Mutex<std::collections::HashMap<String, (u32, i64)>>,
         records_received: AtomicUsize,
         gzip_bodies: AtomicUsize,
         get_404: bool,
@@ -766,7 +776,8 @@ mod tests {
                     assert!(r["timestamp"].is_i64() && r["model"].is_string(), "{r}");
                     if r["metadata"]["loadgen_probe"] == true {
                         let t = r["trace_id"].as_str().unwrap().to_string();
-                        fake.markers.lock().unwrap().insert(t, 0);
+                        let ts = r["timestamp"].as_i64().unwrap();
+                        fake.markers.lock().unwrap().insert(t, (0, ts));
                     }
                 }
                 let answer = serde_json::json!({
@@ -781,13 +792,20 @@ mod tests {
                 r#"{"error":{"code":"not_found"}}"#.into(),
             ),
             ("GET", "/api/v1/logs") => {
-                let trace = target
-                    .split(['?', '&'])
-                    .find_map(|kv| kv.strip_prefix("trace_id="))
-                    .unwrap_or("");
+                let param = |name: &str| {
+                    target
+                        .split(['?', '&'])
+                        .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let trace = param("trace_id");
+                let (from, to) = (param("from"), param("to"));
                 let mut markers = fake.markers.lock().unwrap();
-                let logs = match markers.get_mut(trace) {
-                    Some(polls) => {
+                let logs = match markers.get_mut(&trace) {
+                    Some((polls, ts)) => {
+                        // The probe asks for the marker's own millisecond.
+                        assert_eq!((from, to), (ts.to_string(), (*ts + 1).to_string()), "{target}");
                         *polls += 1;
                         if *polls >= 2 {
                             vec![serde_json::json!({"trace_id": trace})]
