@@ -1514,7 +1514,8 @@ macro_rules! impl_common_store {
                         "UPDATE log_metadata SET refs = refs - d.n FROM (SELECT metadata_ref AS ref, COUNT(*) AS n FROM logs \
                          WHERE id IN (SELECT id FROM doomed_logs) AND metadata_ref IS NOT NULL GROUP BY metadata_ref) AS d \
                          WHERE log_metadata.id = d.ref",
-                        "DELETE FROM log_metadata WHERE refs <= 0",
+                        "DELETE FROM log_metadata WHERE refs <= 0 AND id IN (SELECT metadata_ref FROM logs \
+                         WHERE id IN (SELECT id FROM doomed_logs))",
                         "UPDATE ingest_state SET value = max(value, (SELECT COALESCE(MAX(id), 0) FROM doomed_logs)) WHERE key = 'log_id_floor'",
                     ],
                     $crate::store::filter::Dialect::Postgres => &["DELETE FROM logs_text WHERE log_id IN (SELECT id FROM doomed_logs)"],

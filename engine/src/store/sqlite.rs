@@ -439,16 +439,17 @@ fn bind_log<'q>(
         .bind(metadata_ref)
 }
 
-/// Metadata objects that occur more than once in this batch: counted into `log_metadata`
-/// (added if new) and returned with their ids, for the logs to refer to instead of holding a
-/// copy. An object seen once stays inline, so metadata unique to each log (a request id)
-/// costs no more than before. Read back by `SQLITE_METADATA`; counts lowered by `delete_logs`.
+/// Metadata objects that occur at least `SHARE_FROM` times in this batch: counted into
+/// `log_metadata` (added if new) and returned with their ids, for the logs to refer to
+/// instead of holding a copy. Others stay inline, so metadata unique to each log (a request
+/// id) costs no more than before: a shared body is stored twice (row and unique index), which
+/// only pays from three uses on. Read back by `SQLITE_METADATA`; counts lowered by `delete_logs`.
 async fn share_metadata(tx: &mut sqlx::SqliteConnection, logs: &[LogRow]) -> Result<HashMap<String, i64>> {
     let mut counts: HashMap<&str, i64> = HashMap::new();
     for m in logs.iter().filter_map(|r| r.metadata.as_deref()) {
         *counts.entry(m).or_default() += 1;
     }
-    let repeated: Vec<(&str, i64)> = counts.into_iter().filter(|(_, n)| *n > 1).collect();
+    let repeated: Vec<(&str, i64)> = counts.into_iter().filter(|(_, n)| *n >= SHARE_FROM).collect();
     let mut ids = HashMap::with_capacity(repeated.len());
     for chunk in repeated.chunks(METADATA_CHUNK) {
         let sql = format!(
@@ -464,6 +465,9 @@ async fn share_metadata(tx: &mut sqlx::SqliteConnection, logs: &[LogRow]) -> Res
     }
     Ok(ids)
 }
+
+/// Uses of one metadata object within a commit from which it is stored once and shared.
+const SHARE_FROM: i64 = 3;
 
 /// Objects per `log_metadata` upsert (2 variables each).
 const METADATA_CHUNK: usize = 500;
