@@ -514,6 +514,52 @@ impl sqlx::Type<sqlx::Sqlite> for IdValue<'_> {
 mod tests {
     use super::*;
 
+    /// Rows written before shared metadata (migration 0011) keep theirs inline: after the
+    /// upgrade they read and filter as before.
+    #[tokio::test]
+    async fn logs_stored_before_shared_metadata_read_and_filter_as_before() {
+        use crate::store::Store;
+        use crate::store::filter::{Cond, LogFilter};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&path).create_if_missing(true)).await.unwrap();
+        let before = Migrator {
+            migrations: std::borrow::Cow::Owned(MIGRATOR.migrations.iter().filter(|m| m.version < 11).cloned().collect()),
+            ignore_missing: false,
+            locking: true,
+            no_tx: false,
+        };
+        before.run(&old).await.unwrap();
+        sqlx::query(
+            "INSERT INTO logs (id, ts, model_id, series_id, flags, level, metadata) VALUES \
+             (1, 1000, 1, 1, 0, 1, '{\"team\":\"a\"}'), (2, 1001, 1, 1, 0, 1, '{\"team\":\"b\",\"tier\":2}'), (3, 1002, 1, 1, 0, 1, NULL)",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+
+        let store = SqliteStore::open(&format!("sqlite://{}", path.display())).await.unwrap();
+        assert_eq!(store.log_by_id(1).await.unwrap().unwrap().row.metadata.as_deref(), Some(r#"{"team":"a"}"#));
+        assert_eq!(store.log_by_id(3).await.unwrap().unwrap().row.metadata, None);
+        let count = |key: &str, value: Option<&str>| {
+            let f = LogFilter {
+                model_id: 1,
+                from: 0,
+                to: 10_000,
+                before: None,
+                series: None,
+                conds: vec![Cond::Meta(key.into(), value.map(str::to_string))],
+            };
+            let store = &store;
+            async move { store.count_matching(&f).await.unwrap() }
+        };
+        assert_eq!(count("team", Some("b")).await, 1);
+        assert_eq!(count("tier", Some("2")).await, 1);
+        assert_eq!(count("team", Some("c")).await, 0);
+        assert_eq!(count("tier", None).await, 2);
+    }
+
     #[test]
     fn lowercase_hex_ids_are_stored_as_bytes_and_the_rest_as_text() {
         assert_eq!(
