@@ -96,6 +96,13 @@ async fn get(app: &TestApp, key: &str, query: &str) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// The logs of one page of a search, which must succeed.
+async fn logs_page(app: &TestApp, key: &str, query: &str) -> Vec<Value> {
+    let (status, page) = get(app, key, query).await;
+    assert_eq!(status, 200, "{query}: {page}");
+    page["logs"].as_array().unwrap().clone()
+}
+
 /// The record numbers a search returns (from their trace ids), checked against the count.
 async fn found(app: &TestApp, key: &str, filter: &str) -> BTreeSet<i64> {
     let q = format!("model=chat&from={T0}&to={}&limit=1000&{filter}", T0 + N * MIN);
@@ -253,11 +260,7 @@ both_backends!(payloads_are_read_back_and_deleted_with_their_logs, |app: TestApp
     let page = |q: &str| {
         let (app, key) = (&app, &key);
         let q = format!("model=pl&from={T0}&to={}&limit=1000&payloads=true&{q}", T0 + MIN);
-        async move {
-            let (status, page) = get(app, key, &q).await;
-            assert_eq!(status, 200, "{page}");
-            page["logs"].as_array().unwrap().clone()
-        }
+        async move { logs_page(app, key, &q).await }
     };
     let logs = page("").await;
     assert_eq!(logs.len(), 150);
@@ -372,9 +375,7 @@ both_backends!(payloads_are_read_back_and_deleted_with_their_logs, |app: TestApp
 
 /// How many logs of model `ft` a full-text search finds.
 async fn search(app: &TestApp, key: &str, q: &str) -> usize {
-    let (status, page) = get(app, key, &format!("model=ft&from={T0}&to={}&limit=100&q={q}", T0 + MIN)).await;
-    assert_eq!(status, 200, "{page}");
-    page["logs"].as_array().unwrap().len()
+    logs_page(app, key, &format!("model=ft&from={T0}&to={}&limit=100&q={q}", T0 + MIN)).await.len()
 }
 
 /// On SQLite the full-text index of new logs is a file of its own (`modelwatch-fts.db`),
@@ -419,8 +420,8 @@ async fn sqlite_full_text_index_is_rebuilt_from_stored_logs() {
     assert_eq!(search(&again, &key, "plain").await, 20);
 }
 
-/// On SQLite a metadata object repeated within a commit is stored once (`log_metadata`) and
-/// the logs refer to it; one seen once stays inline. Reads and filters see no difference, and
+/// On SQLite a metadata object used at least three times within a commit is stored once
+/// (`log_metadata`) and the logs refer to it; others stay inline. Reads and filters see no difference, and
 /// deleting logs releases their references.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_shared_metadata_is_stored_once() {
@@ -460,11 +461,7 @@ async fn sqlite_shared_metadata_is_stored_once() {
     // Read back and filtered the same, shared or not.
     let page = |q: String| {
         let (app, key) = (&app, &key);
-        async move {
-            let (status, page) = get(app, key, &format!("model=md&from={T0}&to={}&limit=100&{q}", T0 + MIN)).await;
-            assert_eq!(status, 200, "{page}");
-            page["logs"].as_array().unwrap().clone()
-        }
+        async move { logs_page(app, key, &format!("model=md&from={T0}&to={}&limit=100&{q}", T0 + MIN)).await }
     };
     let all = page(String::new()).await;
     assert_eq!(all.len(), 34);
