@@ -92,7 +92,7 @@ const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
 
 /// Decompresses one zstd frame, failing once the output would pass `limit` bytes. Memory grows
 /// with the output instead of being reserved for the limit up front.
-fn decompress_bounded(frame: &[u8], limit: usize) -> std::result::Result<Vec<u8>, String> {
+pub(crate) fn decompress_bounded(frame: &[u8], limit: usize) -> std::result::Result<Vec<u8>, String> {
     use std::io::Read;
     let decoder = zstd::stream::read::Decoder::with_buffer(frame).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(frame.len().saturating_mul(4).min(limit));
@@ -120,6 +120,11 @@ fn with_compressor<T>(level: i32, f: impl FnOnce(&mut zstd::bulk::Compressor<'st
         };
         f(&mut c[i].1).map_err(|e| Error::Internal(format!("payload compression failed: {e}")))
     })
+}
+
+/// `raw` as one zstd frame at `level`, with this thread's compressor.
+pub(crate) fn compress(level: i32, raw: &[u8]) -> Result<Vec<u8>> {
+    with_compressor(level, |c| c.compress(raw))
 }
 
 /// Many payloads stored as one value: the stored form of each (`Payload::encode`) with its

@@ -52,7 +52,7 @@ pub fn text_phrases(q: &str) -> Vec<Vec<String>> {
 
 /// Phrases as quoted strings, space-separated: an FTS5 query (implicit AND) and a
 /// `websearch_to_tsquery` input alike. Words hold only letters and digits, so no escaping.
-fn quoted(phrases: &[Vec<String>]) -> String {
+pub(crate) fn quoted(phrases: &[Vec<String>]) -> String {
     phrases.iter().map(|p| format!("\"{}\"", p.join(" "))).collect::<Vec<_>>().join(" ")
 }
 
@@ -164,10 +164,7 @@ impl LogFilter {
         // With a cursor, the range's upper end moves down to it: the index scan (newest first)
         // then starts at the cursor instead of skipping every row of the pages before, so a
         // deep page costs what the first one does.
-        let upper = match self.before {
-            Some((ts, _)) => self.to.min(ts.saturating_add(1)),
-            None => self.to,
-        };
+        let upper = self.upper();
         let mut sql = format!("model_id = {} AND ts >= {} AND ts < {}", p(Bind::Int(self.model_id)), p(Bind::Int(self.from)), p(Bind::Int(upper)));
         if let Some((ts, id)) = self.before {
             let b = p(Bind::Int(ts));
@@ -224,24 +221,7 @@ impl LogFilter {
                 }
                 Cond::Meta(key, value) => match dialect {
                     Dialect::Sqlite => {
-                        // Keys are checked to be plain (letters, digits, _ - . /), so quoting
-                        // them inside the JSON path is safe; the path itself is still bound.
-                        let path = p(Bind::Text(format!("$.\"{key}\"")));
-                        let m = super::SQLITE_METADATA;
-                        match value {
-                            Some(v) => {
-                                let path2 = p(Bind::Text(format!("$.\"{key}\"")));
-                                let _ = write!(
-                                    sql,
-                                    " AND (CASE json_type({m}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
-                                     ELSE CAST(json_extract({m}, {path2}) AS TEXT) END) = {}",
-                                    p(Bind::Text(v.clone()))
-                                );
-                            }
-                            None => {
-                                let _ = write!(sql, " AND ({m} IS NULL OR json_type({m}, {path}) IS NULL)");
-                            }
-                        }
+                        let _ = write!(sql, " AND {}", sqlite_meta_sql(key, value.as_deref(), super::SQLITE_METADATA, &mut p));
                     }
                     Dialect::Postgres => {
                         let k = p(Bind::Text(key.clone()));
@@ -258,6 +238,121 @@ impl LogFilter {
             }
         }
         (sql, binds, split)
+    }
+}
+
+/// A `Cond::Meta` on SQLite over the metadata expression `m` (JSON text or NULL).
+pub(crate) fn sqlite_meta_sql(key: &str, value: Option<&str>, m: &str, p: &mut impl FnMut(Bind) -> String) -> String {
+    // Keys are checked to be plain (letters, digits, _ - . /), so quoting them inside the JSON
+    // path is safe; the path itself is still bound.
+    let path = p(Bind::Text(format!("$.\"{key}\"")));
+    match value {
+        Some(v) => {
+            let path2 = p(Bind::Text(format!("$.\"{key}\"")));
+            format!(
+                "(CASE json_type({m}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                 ELSE CAST(json_extract({m}, {path2}) AS TEXT) END) = {}",
+                p(Bind::Text(v.to_string()))
+            )
+        }
+        None => format!("({m} IS NULL OR json_type({m}, {path}) IS NULL)"),
+    }
+}
+
+impl LogFilter {
+    /// The range's upper end: `to`, or lower with a cursor (see `build`).
+    pub(crate) fn upper(&self) -> i64 {
+        match self.before {
+            Some((ts, _)) => self.to.min(ts.saturating_add(1)),
+            None => self.to,
+        }
+    }
+
+    /// The range part of the clause over a row: model, time and cursor.
+    pub(crate) fn in_range(&self, log: &super::StoredLog) -> bool {
+        let r = &log.row;
+        r.model_id == self.model_id
+            && r.ts >= self.from
+            && r.ts < self.upper()
+            && self.before.is_none_or(|(ts, id)| r.ts < ts || log.id < id)
+    }
+
+    /// The filters of the clause over a row, as SQLite evaluates `build`'s SQL. Conditions that
+    /// need SQLite's own semantics are answered by the caller: `text(i, id)` whether the
+    /// `Cond::Text` at index `i` of `conds` holds for the log, `meta(i, json)` whether the
+    /// `Cond::Meta` at `i` holds for a log with this metadata (logs without any are decided
+    /// here).
+    pub(crate) fn matches(&self, log: &super::StoredLog, text: impl Fn(usize, i64) -> bool, meta: impl Fn(usize, &str) -> bool) -> bool {
+        let r = &log.row;
+        if let Some(series) = &self.series
+            && !series.contains(&r.series_id)
+        {
+            return false;
+        }
+        self.conds.iter().enumerate().all(|(i, c)| match c {
+            Cond::Flag(bit, set) => ((r.flags & bit) != 0) == *set,
+            Cond::Eq(col, v) => match (col.value(r), v) {
+                (Value::Null, _) => false,
+                (Value::Int(a), Bind::Int(b)) => a == *b,
+                (Value::Int(a), Bind::Real(b)) => a as f64 == *b,
+                // Integer affinity: text that reads as a number compares as one.
+                (Value::Int(a), Bind::Text(b)) => b.trim().parse::<f64>().is_ok_and(|b| a as f64 == b),
+                (Value::Text(a), Bind::Text(b)) => a == b,
+                // Text affinity: the number compares as its text.
+                (Value::Text(a), Bind::Int(b)) => a == b.to_string(),
+                (Value::Text(_), Bind::Real(_)) => false,
+            },
+            Cond::IsNull(col) => matches!(col.value(r), Value::Null),
+            Cond::Between(expr, min, max) => match expr.value(r) {
+                None => false,
+                Some(v) => min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m),
+            },
+            Cond::Meta(_, value) => match &r.metadata {
+                None => value.is_none(),
+                Some(m) => meta(i, m),
+            },
+            Cond::Text(_) => text(i, log.id),
+        })
+    }
+}
+
+/// A column's value in a row, for `matches`.
+enum Value<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+}
+
+impl Column {
+    fn value(self, r: &super::LogRow) -> Value<'_> {
+        fn text(v: &Option<String>) -> Option<Value<'_>> {
+            v.as_deref().map(Value::Text)
+        }
+        let v = match self {
+            Column::Level => Some(Value::Int(r.level)),
+            Column::HttpStatus => r.http_status.map(Value::Int),
+            Column::Feedback => r.feedback.map(Value::Int),
+            Column::ErrorType => text(&r.error_type),
+            Column::UserId => text(&r.user_id),
+            Column::SessionId => text(&r.session_id),
+            Column::TraceId => text(&r.trace_id),
+        };
+        v.unwrap_or(Value::Null)
+    }
+}
+
+impl Numeric {
+    fn value(self, r: &super::LogRow) -> Option<f64> {
+        match self {
+            Numeric::LatencyMs => r.latency_ms,
+            Numeric::TtftMs => r.ttft_ms,
+            Numeric::CostUsd => r.cost_usd,
+            Numeric::HttpStatus => r.http_status.map(|v| v as f64),
+            Numeric::Tokens => match (r.input_tokens, r.output_tokens) {
+                (None, None) => None,
+                (a, b) => Some((a.unwrap_or(0) as i128 + b.unwrap_or(0) as i128) as f64),
+            },
+        }
     }
 }
 

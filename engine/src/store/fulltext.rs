@@ -262,18 +262,24 @@ impl Task {
     }
 
     async fn catch_up_once(&mut self) -> Result<()> {
-        let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM logs").fetch_one(&self.main).await?;
+        let newest: i64 = sqlx::query_scalar(super::sqlite::NEWEST_LOG_ID).fetch_one(&self.main).await?;
         if newest > self.mark {
             tracing::info!(from = self.mark, to = newest, "full-text index catching up with stored logs");
         }
         while self.mark < newest {
-            let rows: Vec<(i64, Option<String>, Option<String>)> =
+            let mut conn = self.main.acquire().await?;
+            let mut rows: Vec<(i64, Option<String>, Option<String>)> =
                 sqlx::query_as("SELECT id, message, error_message FROM logs WHERE id > ? AND id <= ? ORDER BY id LIMIT ?")
                     .bind(self.mark)
                     .bind(newest)
                     .bind(CATCH_UP_PAGE)
-                    .fetch_all(&self.main)
+                    .fetch_all(&mut *conn)
                     .await?;
+            // Logs stored in blocks (`blocks`), merged in id order.
+            rows.extend(super::blocks::texts(&mut conn, self.mark, newest, CATCH_UP_PAGE).await?);
+            drop(conn);
+            rows.sort_by_key(|r| r.0);
+            rows.truncate(CATCH_UP_PAGE as usize);
             let last = match rows.last() {
                 Some((id, _, _)) => *id,
                 None => newest,
@@ -377,6 +383,8 @@ mod tests {
             "CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY, message TEXT, error_message TEXT)",
             "CREATE TABLE IF NOT EXISTS payload_blocks (first_id INTEGER PRIMARY KEY, last_id INTEGER, body BLOB)",
             "CREATE TABLE IF NOT EXISTS payloads (log_id INTEGER PRIMARY KEY, body BLOB)",
+            "CREATE TABLE IF NOT EXISTS log_blocks (first_id INTEGER PRIMARY KEY, last_id INTEGER, model_id INTEGER, \
+             min_ts INTEGER, max_ts INTEGER, count INTEGER, body BLOB)",
         ] {
             sqlx::query(sql).execute(&main).await.unwrap();
         }
@@ -434,15 +442,21 @@ mod tests {
         // The same file next to a database restored from elsewhere: emptied and rebuilt from
         // that database's logs, not trusted.
         let main = main_db(dir.path(), 2).await;
+        // Logs stored in a block are rebuilt too.
+        let row = crate::store::LogRow { model_id: 1, message: Some("delta".into()), error_message: Some("epsilon".into()), ..Default::default() };
+        let mut conn = main.acquire().await.unwrap();
+        crate::store::blocks::insert(&mut conn, &[(5, &row)]).await.unwrap();
+        drop(conn);
         let prepared = prepare(&path, &main).await.unwrap();
         assert_eq!(prepared.mark, 0);
         let ft = FullText::start(prepared, main.clone());
         let started = std::time::Instant::now();
-        while ft.indexed_through() < 2 {
+        while ft.indexed_through() < 5 {
             assert!(started.elapsed() < Duration::from_secs(20));
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!((count(&mut file, "alpha").await, count(&mut file, "beta").await, count(&mut file, "gamma").await), (1, 1, 0));
+        assert_eq!((count(&mut file, "delta").await, count(&mut file, "epsilon").await), (1, 1));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod filter;
+mod blocks;
 mod fulltext;
 mod postgres;
 mod sqlite;
@@ -1436,11 +1437,17 @@ macro_rules! impl_common_store {
                     limit.max(0)
                 );
                 let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, $crate::store::StoredLog>(&sql), &binds);
-                Ok(q.fetch_all(&self.pool).await?)
+                let rows = q.fetch_all(&self.pool).await?;
+                // SQLite: with the logs stored in blocks.
+                self.search_blocks(f, limit, rows).await
             }
 
             async fn log_histogram(&self, f: &$crate::store::filter::LogFilter, step: i64, cap: i64) -> $crate::error::Result<Vec<$crate::store::HistogramRow>> {
                 let (range, filters, binds) = f.where_parts($crate::store::filter::Dialect::of($backend));
+                // SQLite: over the rows and the blocks together.
+                if let Some(bars) = self.histogram_blocks(f, step, cap, &range, &filters, &binds).await? {
+                    return Ok(bars);
+                }
                 let sql = format!(
                     "SELECT (ts - {from}) / {step} AS bar, CAST(SUM(hit) AS BIGINT) AS n, CAST(SUM(hit * (flags & 1)) AS BIGINT) AS errors, \
                      COUNT(*) AS scanned, MIN(ts) AS oldest FROM \
@@ -1467,14 +1474,15 @@ macro_rules! impl_common_store {
                     limit.max(0)
                 );
                 let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, $crate::store::StoredLog>(&sql), &binds);
-                Ok(q.fetch_all(&self.pool).await?)
+                let rows = q.fetch_all(&self.pool).await?;
+                self.tail_blocks(f, after, limit, rows).await
             }
 
             async fn count_matching(&self, f: &$crate::store::filter::LogFilter) -> $crate::error::Result<i64> {
                 let (w, binds) = f.where_clause($crate::store::filter::Dialect::of($backend));
                 let sql = format!("SELECT COUNT(*) FROM logs WHERE {w}");
                 let q = $crate::store::filter::bind_all!(sqlx::query_scalar::<_, i64>(&sql), &binds);
-                Ok(q.fetch_one(&self.pool).await?)
+                Ok(q.fetch_one(&self.pool).await? + self.count_blocks(f).await?)
             }
 
             async fn delete_logs(&self, f: &$crate::store::filter::LogFilter) -> $crate::error::Result<u64> {
@@ -1503,6 +1511,9 @@ macro_rules! impl_common_store {
                 }
                 let sql = format!("INSERT INTO doomed_logs (id) SELECT id FROM logs WHERE {w}");
                 $crate::store::filter::bind_all!(sqlx::query(&sql), &binds).execute(&mut *tx).await?;
+                // SQLite: logs in blocks too (their ids join `doomed_logs`, their blocks are
+                // rewritten without them).
+                let in_blocks = self.delete_blocks(&mut *tx, f).await?;
                 let text: &[&str] = match dialect {
                     // The old index in this file (the index file's entries go after the commit,
                     // `after_delete_impl`); ids are never handed out again, whatever the newest
@@ -1534,7 +1545,7 @@ macro_rules! impl_common_store {
                 tx.commit().await?;
                 self.forget_payload_blocks();
                 self.after_delete_impl(doomed).await?;
-                Ok(done.rows_affected())
+                Ok(done.rows_affected() + in_blocks)
             }
 
             async fn delete_dim_value(&self, model_id: i64, dim: &str, value: &str) -> $crate::error::Result<()> {
@@ -1550,16 +1561,20 @@ macro_rules! impl_common_store {
             }
 
             async fn max_log_id(&self) -> $crate::error::Result<i64> {
-                Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM logs").fetch_one(&self.pool).await?)
+                Ok(sqlx::query_scalar(Self::MAX_LOG_ID).fetch_one(&self.pool).await?)
             }
 
             async fn log_by_id(&self, id: i64) -> $crate::error::Result<Option<$crate::store::StoredLog>> {
                 let sql = format!("SELECT {} FROM logs WHERE id = $1", $crate::store::log_columns($backend));
-                Ok(sqlx::query_as::<_, $crate::store::StoredLog>(&sql).bind(id).fetch_optional(&self.pool).await?)
+                match sqlx::query_as::<_, $crate::store::StoredLog>(&sql).bind(id).fetch_optional(&self.pool).await? {
+                    Some(row) => Ok(Some(row)),
+                    None => self.block_log_by_id(id).await,
+                }
             }
 
             async fn count_logs(&self, model_id: i64) -> $crate::error::Result<i64> {
-                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM logs WHERE model_id = $1").bind(model_id).fetch_one(&self.pool).await?)
+                let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs WHERE model_id = $1").bind(model_id).fetch_one(&self.pool).await?;
+                Ok(rows + self.count_model_blocks(model_id).await?)
             }
 
             async fn payload(&self, log_id: i64) -> $crate::error::Result<Option<Vec<u8>>> {

@@ -73,6 +73,43 @@ impl PostgresStore {
     }
 }
 
+// Logs live in `logs` only: the hooks `impl_common_store!` calls for SQLite's blocks pass the
+// rows through.
+use super::StoredLog;
+use super::filter::{Bind, LogFilter};
+
+impl PostgresStore {
+    pub(crate) async fn search_blocks(&self, _f: &LogFilter, _limit: i64, rows: Vec<StoredLog>) -> Result<Vec<StoredLog>> {
+        Ok(rows)
+    }
+
+    pub(crate) async fn histogram_blocks(&self, _f: &LogFilter, _step: i64, _cap: i64, _range: &str, _filters: &str, _binds: &[Bind]) -> Result<Option<Vec<super::HistogramRow>>> {
+        Ok(None)
+    }
+
+    pub(crate) async fn tail_blocks(&self, _f: &LogFilter, _after: i64, _limit: i64, rows: Vec<StoredLog>) -> Result<Vec<StoredLog>> {
+        Ok(rows)
+    }
+
+    pub(crate) async fn count_blocks(&self, _f: &LogFilter) -> Result<i64> {
+        Ok(0)
+    }
+
+    pub(crate) async fn delete_blocks(&self, _tx: &mut sqlx::PgConnection, _f: &LogFilter) -> Result<u64> {
+        Ok(0)
+    }
+
+    pub(crate) async fn block_log_by_id(&self, _id: i64) -> Result<Option<StoredLog>> {
+        Ok(None)
+    }
+
+    pub(crate) async fn count_model_blocks(&self, _model_id: i64) -> Result<i64> {
+        Ok(0)
+    }
+
+    pub(crate) const MAX_LOG_ID: &'static str = "SELECT COALESCE(MAX(id), 0) FROM logs";
+}
+
 
 // ----- the write path ------------------------------------------------------------------------------
 

@@ -101,15 +101,23 @@ use crate::ingest::payload;
 /// Rows per multi-row INSERT: 23 columns × 400 rows stays well under SQLite's 32766 variables,
 /// and a fixed size lets the prepared statement be reused.
 const LOG_CHUNK: usize = 400;
+/// Columns of a row in `logs`, where logs went before blocks (tests store such rows).
+#[cfg(test)]
 const LOG_INSERT_COLUMNS: &str = "(id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, input_tokens, \
     output_tokens, cached_tokens, cost_usd, feedback, error_type, message, error_message, user_id, session_id, trace_id, \
     span_id, metadata, metadata_ref)";
+#[cfg(test)]
 const LOG_PARAMS: usize = 23;
 
-/// The highest log id ever handed out: the newest stored log, or a deleted one above it
-/// (`log_id_floor`). New ids start above it.
+/// The highest log id ever handed out: the newest stored log (in `logs` or in a block), or a
+/// deleted one above it (`log_id_floor`). New ids start above it.
 pub(super) const HIGHEST_LOG_ID: &str = "SELECT max(COALESCE((SELECT MAX(id) FROM logs), 0), \
+     COALESCE((SELECT last_id FROM log_blocks ORDER BY first_id DESC LIMIT 1), 0), \
      COALESCE((SELECT value FROM ingest_state WHERE key = 'log_id_floor'), 0))";
+/// The newest log id stored, in `logs` or in blocks (a block's range end counts, even if its
+/// newest log was deleted). 0 when there are none.
+pub(super) const NEWEST_LOG_ID: &str = "SELECT max(COALESCE((SELECT MAX(id) FROM logs), 0), \
+     COALESCE((SELECT last_id FROM log_blocks ORDER BY first_id DESC LIMIT 1), 0))";
 
 pub(super) fn values_sql(rows: usize, params: usize) -> String {
     let mut s = String::with_capacity(rows * params * 3);
@@ -143,21 +151,13 @@ impl SqliteStore {
         if !b.logs.is_empty() {
             // Above the newest log and above every deleted one: ids are never reused.
             let base: i64 = sqlx::query_scalar(HIGHEST_LOG_ID).fetch_one(&mut *tx).await?;
-            let shared = share_metadata(&mut *tx, &b.logs).await?;
-            let mut payloads: Vec<(i64, &[u8])> = Vec::new();
-            for (ci, chunk) in b.logs.chunks(LOG_CHUNK).enumerate() {
-                let sql = format!("INSERT INTO logs {LOG_INSERT_COLUMNS} VALUES {}", values_sql(chunk.len(), LOG_PARAMS));
-                let mut q = sqlx::query(&sql);
-                for (i, r) in chunk.iter().enumerate() {
-                    let id = base + 1 + (ci * LOG_CHUNK + i) as i64;
-                    if let Some(p) = &r.payload {
-                        payloads.push((id, p));
-                    }
-                    let metadata_ref = r.metadata.as_deref().and_then(|m| shared.get(m).copied());
-                    q = bind_log(q, id, r, metadata_ref);
-                }
-                q.execute(&mut *tx).await?;
-            }
+            // Ids in order of model, then time: each model's logs of this commit become one
+            // block (`blocks`) with one contiguous id range.
+            let mut order: Vec<usize> = (0..b.logs.len()).collect();
+            order.sort_by_key(|&i| (b.logs[i].model_id, b.logs[i].ts));
+            let rows: Vec<(i64, &LogRow)> = order.iter().enumerate().map(|(k, &i)| (base + 1 + k as i64, &b.logs[i])).collect();
+            super::blocks::insert(&mut *tx, &rows).await?;
+            let payloads: Vec<(i64, &[u8])> = rows.iter().filter_map(|(id, r)| r.payload.as_deref().map(|p| (*id, p))).collect();
             // Payloads in blocks of neighbouring logs (ids ascend with `payloads`).
             for run in payload::block_runs(&payloads) {
                 let (first, last) = (run[0].0, run[run.len() - 1].0);
@@ -169,12 +169,7 @@ impl SqliteStore {
                     .await?;
             }
             // The full-text index: written by its own task after the commit (`fulltext`).
-            index_texts = b
-                .logs
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| r.search_text.as_ref().map(|t| (base + 1 + i as i64, t.clone())))
-                .collect();
+            index_texts = rows.iter().filter_map(|(id, r)| r.search_text.as_ref().map(|t| (*id, t.clone()))).collect();
             index_through = Some(base + b.logs.len() as i64);
         }
 
@@ -253,7 +248,7 @@ impl SqliteStore {
             BreakdownMark::Unchanged => None,
             BreakdownMark::Through(id) => Some(id),
             BreakdownMark::AllLogs => {
-                Some(sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM logs").fetch_one(&mut *tx).await?)
+                Some(sqlx::query_scalar::<_, i64>(NEWEST_LOG_ID).fetch_one(&mut *tx).await?)
             }
         };
         if let Some(id) = through {
@@ -402,11 +397,35 @@ impl SqliteStore {
     }
 
     pub(crate) async fn logs_after_impl(&self, after: i64, limit: i64) -> Result<Vec<StoredLog>> {
+        let mut conn = self.pool.acquire().await?;
         let sql = format!("SELECT {} FROM logs WHERE id > ? ORDER BY id LIMIT ?", super::log_columns("sqlite"));
-        Ok(sqlx::query_as::<_, StoredLog>(&sql).bind(after).bind(limit).fetch_all(&self.pool).await?)
+        let mut rows = sqlx::query_as::<_, StoredLog>(&sql).bind(after).bind(limit).fetch_all(&mut *conn).await?;
+        rows.extend(super::blocks::after(&mut conn, after, limit).await?);
+        rows.sort_by_key(|r| r.id);
+        rows.truncate(limit.max(0) as usize);
+        Ok(rows)
     }
 }
 
+/// Stores rows in `logs` as the writer did before blocks (shared metadata included): tests of
+/// databases holding such rows.
+#[cfg(test)]
+pub(crate) async fn insert_legacy(conn: &mut sqlx::SqliteConnection, rows: &[(i64, LogRow)]) -> Result<()> {
+    let logs: Vec<LogRow> = rows.iter().map(|(_, r)| r.clone()).collect();
+    let shared = share_metadata(&mut *conn, &logs).await?;
+    for chunk in rows.chunks(LOG_CHUNK) {
+        let sql = format!("INSERT INTO logs {LOG_INSERT_COLUMNS} VALUES {}", values_sql(chunk.len(), LOG_PARAMS));
+        let mut q = sqlx::query(&sql);
+        for (id, r) in chunk {
+            let metadata_ref = r.metadata.as_deref().and_then(|m| shared.get(m).copied());
+            q = bind_log(q, *id, r, metadata_ref);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
 fn bind_log<'q>(
     q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     id: i64,
@@ -439,6 +458,7 @@ fn bind_log<'q>(
         .bind(metadata_ref)
 }
 
+#[cfg(test)]
 /// Metadata objects that occur at least `SHARE_FROM` times in this batch: counted into
 /// `log_metadata` (added if new) and returned with their ids, for the logs to refer to
 /// instead of holding a copy. Others stay inline, so metadata unique to each log (a request
@@ -466,12 +486,15 @@ async fn share_metadata(tx: &mut sqlx::SqliteConnection, logs: &[LogRow]) -> Res
     Ok(ids)
 }
 
+#[cfg(test)]
 /// Uses of one metadata object within a commit from which it is stored once and shared.
 const SHARE_FROM: i64 = 3;
 
+#[cfg(test)]
 /// Objects per `log_metadata` upsert (2 variables each).
 const METADATA_CHUNK: usize = 500;
 
+#[cfg(test)]
 /// A trace or span id as stored on SQLite: lowercase hex (what OpenTelemetry ids are) as its
 /// bytes, half the size; anything else as the text it is. Reads turn the bytes back into the
 /// same hex (`SQLITE_LOG_COLUMNS`), and an id filter matches either form.
@@ -481,6 +504,7 @@ pub(crate) enum IdValue<'a> {
     Text(&'a str),
 }
 
+#[cfg(test)]
 pub(crate) fn id_value(id: Option<&str>) -> Option<IdValue<'_>> {
     let id = id?;
     Some(match super::filter::is_hex_id(id).then(|| hex::decode(id).ok()).flatten() {
@@ -489,6 +513,7 @@ pub(crate) fn id_value(id: Option<&str>) -> Option<IdValue<'_>> {
     })
 }
 
+#[cfg(test)]
 impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for IdValue<'q> {
     fn encode_by_ref(
         &self,
@@ -501,6 +526,7 @@ impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for IdValue<'q> {
     }
 }
 
+#[cfg(test)]
 impl sqlx::Type<sqlx::Sqlite> for IdValue<'_> {
     fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
         <&str as sqlx::Type<sqlx::Sqlite>>::type_info()
@@ -573,4 +599,57 @@ mod tests {
         }
         assert_eq!(id_value(None), None);
     }
+}
+
+// ----- logs in blocks: the `Store` methods' SQLite half (see `impl_common_store!`) -------------------
+
+use super::filter::{Bind, LogFilter, bind_all};
+
+impl SqliteStore {
+    /// A read transaction: the block list and the bodies it names are read from one snapshot.
+    async fn read_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub(crate) async fn search_blocks(&self, f: &LogFilter, limit: i64, rows: Vec<StoredLog>) -> Result<Vec<StoredLog>> {
+        let mut tx = self.read_tx().await?;
+        super::blocks::search(&mut tx, f, limit, rows).await
+    }
+
+    /// The histogram over rows in `logs` and blocks together: the newest `cap` logs of both.
+    pub(crate) async fn histogram_blocks(&self, f: &LogFilter, step: i64, cap: i64, range: &str, filters: &str, binds: &[Bind]) -> Result<Option<Vec<super::HistogramRow>>> {
+        let mut tx = self.read_tx().await?;
+        let sql = format!(
+            "SELECT ts, id, flags, CASE WHEN {filters} THEN 1 ELSE 0 END AS hit FROM logs WHERE {range} ORDER BY ts DESC, id DESC LIMIT {}",
+            cap.max(0)
+        );
+        let legacy: Vec<(i64, i64, i64, bool)> = bind_all!(sqlx::query_as::<_, (i64, i64, i64, bool)>(&sql), binds).fetch_all(&mut *tx).await?;
+        Ok(Some(super::blocks::histogram(&mut tx, f, step, cap, legacy).await?))
+    }
+
+    pub(crate) async fn tail_blocks(&self, f: &LogFilter, after: i64, limit: i64, rows: Vec<StoredLog>) -> Result<Vec<StoredLog>> {
+        let mut tx = self.read_tx().await?;
+        super::blocks::tail(&mut tx, f, after, limit, rows).await
+    }
+
+    pub(crate) async fn count_blocks(&self, f: &LogFilter) -> Result<i64> {
+        let mut tx = self.read_tx().await?;
+        super::blocks::count(&mut tx, f).await
+    }
+
+    pub(crate) async fn delete_blocks(&self, tx: &mut sqlx::SqliteConnection, f: &LogFilter) -> Result<u64> {
+        super::blocks::delete(tx, f).await
+    }
+
+    pub(crate) async fn block_log_by_id(&self, id: i64) -> Result<Option<StoredLog>> {
+        let mut conn = self.pool.acquire().await?;
+        super::blocks::by_id(&mut conn, id).await
+    }
+
+    pub(crate) async fn count_model_blocks(&self, model_id: i64) -> Result<i64> {
+        let mut conn = self.pool.acquire().await?;
+        super::blocks::count_model(&mut conn, model_id).await
+    }
+
+    pub(crate) const MAX_LOG_ID: &'static str = NEWEST_LOG_ID;
 }

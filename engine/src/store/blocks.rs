@@ -1,0 +1,981 @@
+//! Log rows stored in compressed blocks (SQLite): each commit stores the logs of one model as
+//! one row of `log_blocks` instead of one row each. A block holds its rows column by column
+//! (every id, then every timestamp, …) so that similar values sit together, compressed as one
+//! zstd frame. Integers are variable-length; decimal floats such as a latency of 550.9 ms are
+//! kept as a small integer and a power of ten (exactly, or else as their 8 bytes).
+//!
+//! Filters are evaluated over decoded rows by `LogFilter::matches` (`store::filter`), the
+//! conditions that need SQLite's own semantics (metadata JSON, full text) with SQLite's help
+//! (`Matcher`). Rows written before blocks stay in `logs` and are read as before; every read
+//! merges both.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
+
+use super::filter::{Cond, LogFilter, is_hex_id};
+use super::{LogRow, StoredLog};
+use crate::error::{Error, Result};
+
+/// First byte of a block body.
+const FORMAT: u8 = 1;
+/// zstd level: blocks are written once per commit by the ingest writer.
+const LEVEL: i32 = 3;
+/// A corrupt or hostile body must not take the server's memory with it.
+const MAX_DECODED_BYTES: usize = 256 * 1024 * 1024;
+
+/// A float as stored: `Scaled(k, n)` is exactly `n / 10^k`, else the value's bits.
+#[derive(Serialize, Deserialize)]
+enum Real {
+    Scaled(u8, i64),
+    Bits(u64),
+}
+
+impl Real {
+    fn of(v: f64) -> Real {
+        let mut scale = 1.0f64;
+        for k in 0..=9u8 {
+            let n = (v * scale).round();
+            if n.abs() < 9_007_199_254_740_992.0 && ((n as i64) as f64 / scale).to_bits() == v.to_bits() {
+                return Real::Scaled(k, n as i64);
+            }
+            scale *= 10.0;
+        }
+        Real::Bits(v.to_bits())
+    }
+
+    fn value(&self) -> f64 {
+        match self {
+            Real::Scaled(k, n) => *n as f64 / 10f64.powi(*k as i32),
+            Real::Bits(b) => f64::from_bits(*b),
+        }
+    }
+}
+
+/// A trace or span id: lowercase hex as its bytes (half the size), anything else as text.
+#[derive(Serialize, Deserialize)]
+enum Id {
+    Hex(Vec<u8>),
+    Text(String),
+}
+
+impl Id {
+    fn of(s: &str) -> Id {
+        if is_hex_id(s)
+            && let Ok(b) = hex::decode(s)
+        {
+            return Id::Hex(b);
+        }
+        Id::Text(s.to_string())
+    }
+
+    fn text(self) -> String {
+        match self {
+            Id::Hex(b) => hex::encode(b),
+            Id::Text(s) => s,
+        }
+    }
+}
+
+/// The columns of a block, in stored order. Ids and timestamps as differences from the row
+/// before (ids ascend; timestamps mostly ascend, since a commit's rows are sorted by time).
+#[derive(Serialize, Deserialize, Default)]
+struct Columns {
+    id_steps: Vec<u64>,
+    ts_steps: Vec<i64>,
+    series_id: Vec<i64>,
+    flags: Vec<i64>,
+    level: Vec<i64>,
+    http_status: Vec<Option<i64>>,
+    latency_ms: Vec<Option<Real>>,
+    ttft_ms: Vec<Option<Real>>,
+    input_tokens: Vec<Option<i64>>,
+    output_tokens: Vec<Option<i64>>,
+    cached_tokens: Vec<Option<i64>>,
+    cost_usd: Vec<Option<Real>>,
+    feedback: Vec<Option<i64>>,
+    error_type: Vec<Option<String>>,
+    message: Vec<Option<String>>,
+    error_message: Vec<Option<String>>,
+    user_id: Vec<Option<String>>,
+    session_id: Vec<Option<String>>,
+    trace_id: Vec<Option<Id>>,
+    span_id: Vec<Option<Id>>,
+    metadata: Vec<Option<String>>,
+}
+
+/// Encodes rows of one model (ids ascending, all ≥ `first_id`) as a block body.
+pub(crate) fn encode(first_id: i64, rows: &[(i64, &LogRow)]) -> Result<Vec<u8>> {
+    let mut c = Columns::default();
+    let (mut prev_id, mut prev_ts) = (first_id, 0i64);
+    for (id, r) in rows {
+        let step = id.checked_sub(prev_id).filter(|s| *s >= 0).ok_or_else(|| Error::Internal(format!("log {id} out of order in its block")))?;
+        c.id_steps.push(step as u64);
+        prev_id = *id;
+        c.ts_steps.push(r.ts.wrapping_sub(prev_ts));
+        prev_ts = r.ts;
+        c.series_id.push(r.series_id);
+        c.flags.push(r.flags);
+        c.level.push(r.level);
+        c.http_status.push(r.http_status);
+        c.latency_ms.push(r.latency_ms.map(Real::of));
+        c.ttft_ms.push(r.ttft_ms.map(Real::of));
+        c.input_tokens.push(r.input_tokens);
+        c.output_tokens.push(r.output_tokens);
+        c.cached_tokens.push(r.cached_tokens);
+        c.cost_usd.push(r.cost_usd.map(Real::of));
+        c.feedback.push(r.feedback);
+        c.error_type.push(r.error_type.clone());
+        c.message.push(r.message.clone());
+        c.error_message.push(r.error_message.clone());
+        c.user_id.push(r.user_id.clone());
+        c.session_id.push(r.session_id.clone());
+        c.trace_id.push(r.trace_id.as_deref().map(Id::of));
+        c.span_id.push(r.span_id.as_deref().map(Id::of));
+        c.metadata.push(r.metadata.clone());
+    }
+    let raw = postcard::to_stdvec(&c).map_err(|e| Error::Internal(format!("log block encoding failed: {e}")))?;
+    let mut out = vec![FORMAT];
+    out.extend(crate::ingest::payload::compress(LEVEL, &raw)?);
+    Ok(out)
+}
+
+/// Every row of a block, ids ascending.
+pub(crate) fn decode(body: &[u8], first_id: i64, model_id: i64) -> Result<Vec<StoredLog>> {
+    let corrupt = |what: &str| Error::Storage(format!("corrupt log block {first_id}: {what}"));
+    let raw = match body.split_first() {
+        Some((&FORMAT, rest)) => crate::ingest::payload::decompress_bounded(rest, MAX_DECODED_BYTES).map_err(|e| corrupt(&e))?,
+        _ => return Err(corrupt("unknown format")),
+    };
+    let c: Columns = postcard::from_bytes(&raw).map_err(|e| corrupt(&e.to_string()))?;
+    let n = c.id_steps.len();
+    let lens = [
+        c.ts_steps.len(),
+        c.series_id.len(),
+        c.flags.len(),
+        c.level.len(),
+        c.http_status.len(),
+        c.latency_ms.len(),
+        c.ttft_ms.len(),
+        c.input_tokens.len(),
+        c.output_tokens.len(),
+        c.cached_tokens.len(),
+        c.cost_usd.len(),
+        c.feedback.len(),
+        c.error_type.len(),
+        c.message.len(),
+        c.error_message.len(),
+        c.user_id.len(),
+        c.session_id.len(),
+        c.trace_id.len(),
+        c.span_id.len(),
+        c.metadata.len(),
+    ];
+    if lens.iter().any(|l| *l != n) {
+        return Err(corrupt("columns of different lengths"));
+    }
+    let mut out = Vec::with_capacity(n);
+    let (mut id, mut ts) = (first_id, 0i64);
+    let mut error_type = c.error_type.into_iter();
+    let mut message = c.message.into_iter();
+    let mut error_message = c.error_message.into_iter();
+    let mut user_id = c.user_id.into_iter();
+    let mut session_id = c.session_id.into_iter();
+    let mut trace_id = c.trace_id.into_iter();
+    let mut span_id = c.span_id.into_iter();
+    let mut metadata = c.metadata.into_iter();
+    for i in 0..n {
+        id = id.checked_add(c.id_steps[i] as i64).ok_or_else(|| corrupt("id overflow"))?;
+        ts = ts.wrapping_add(c.ts_steps[i]);
+        out.push(StoredLog {
+            id,
+            row: LogRow {
+                ts,
+                model_id,
+                series_id: c.series_id[i],
+                flags: c.flags[i],
+                level: c.level[i],
+                http_status: c.http_status[i],
+                latency_ms: c.latency_ms[i].as_ref().map(Real::value),
+                ttft_ms: c.ttft_ms[i].as_ref().map(Real::value),
+                input_tokens: c.input_tokens[i],
+                output_tokens: c.output_tokens[i],
+                cached_tokens: c.cached_tokens[i],
+                cost_usd: c.cost_usd[i].as_ref().map(Real::value),
+                feedback: c.feedback[i],
+                error_type: error_type.next().flatten(),
+                message: message.next().flatten(),
+                error_message: error_message.next().flatten(),
+                user_id: user_id.next().flatten(),
+                session_id: session_id.next().flatten(),
+                trace_id: trace_id.next().flatten().map(Id::text),
+                span_id: span_id.next().flatten().map(Id::text),
+                metadata: metadata.next().flatten(),
+                payload: None,
+                search_text: None,
+            },
+        });
+    }
+    Ok(out)
+}
+
+// ----- reading ---------------------------------------------------------------------------------------
+
+/// A block's row in `log_blocks` without its body. `first_id..=last_id` is the id range the
+/// block was written with (deleting rows does not change it); blocks' ranges never overlap.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub(crate) struct BlockMeta {
+    pub first_id: i64,
+    pub last_id: i64,
+    pub model_id: i64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub count: i64,
+}
+
+const META: &str = "first_id, last_id, model_id, min_ts, max_ts, count";
+/// Block rows listed per query while walking a range.
+const PAGE: i64 = 64;
+
+async fn body(conn: &mut SqliteConnection, m: &BlockMeta) -> Result<Vec<StoredLog>> {
+    // Gone when a deletion emptied it since it was listed: its rows are deleted.
+    let body: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM log_blocks WHERE first_id = ?").bind(m.first_id).fetch_optional(&mut *conn).await?;
+    match body {
+        Some(b) => decode(&b, m.first_id, m.model_id),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Answers the conditions of a filter that `LogFilter::matches` leaves to SQLite: full-text
+/// hits (from both index files, for the id ranges asked for) and metadata conditions (each
+/// distinct metadata object is evaluated once, by the same SQL as on rows).
+pub(crate) struct Matcher {
+    /// (condition index, FTS5 query, ids that match within `spans`).
+    text: Vec<(usize, String, HashSet<i64>)>,
+    spans: Vec<(i64, i64)>,
+    /// (condition index, key, value, answers by metadata text).
+    meta: Vec<(usize, String, Option<String>, HashMap<String, bool>)>,
+}
+
+impl Matcher {
+    pub(crate) fn new(f: &LogFilter) -> Matcher {
+        let mut m = Matcher { text: Vec::new(), spans: Vec::new(), meta: Vec::new() };
+        for (i, c) in f.conds.iter().enumerate() {
+            match c {
+                Cond::Text(phrases) => m.text.push((i, super::filter::quoted(phrases), HashSet::new())),
+                Cond::Meta(k, v) => m.meta.push((i, k.clone(), v.clone(), HashMap::new())),
+                _ => {}
+            }
+        }
+        m
+    }
+
+    /// Makes full-text answers available for ids `lo..=hi`.
+    async fn load_text(&mut self, conn: &mut SqliteConnection, lo: i64, hi: i64) -> Result<()> {
+        if self.text.is_empty() || self.spans.iter().any(|(a, b)| *a <= lo && hi <= *b) {
+            return Ok(());
+        }
+        for (_, q, ids) in &mut self.text {
+            let found: Vec<i64> = sqlx::query_scalar(
+                "SELECT rowid FROM logs_fts WHERE logs_fts MATCH ? AND rowid BETWEEN ? AND ? \
+                 UNION ALL SELECT rowid FROM fts.logs_fts WHERE logs_fts MATCH ? AND rowid BETWEEN ? AND ?",
+            )
+            .bind(q.as_str())
+            .bind(lo)
+            .bind(hi)
+            .bind(q.as_str())
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(&mut *conn)
+            .await?;
+            ids.extend(found);
+        }
+        self.spans.push((lo, hi));
+        Ok(())
+    }
+
+    /// Makes metadata answers available for these rows.
+    async fn load_meta(&mut self, conn: &mut SqliteConnection, rows: &[StoredLog]) -> Result<()> {
+        for (_, key, value, answers) in &mut self.meta {
+            let mut new: Vec<&str> = rows.iter().filter_map(|r| r.row.metadata.as_deref()).filter(|m| !answers.contains_key(*m)).collect();
+            new.sort_unstable();
+            new.dedup();
+            if new.is_empty() {
+                continue;
+            }
+            let list = serde_json::to_string(&new).map_err(|e| Error::Internal(format!("metadata list: {e}")))?;
+            let mut binds = vec![super::filter::Bind::Text(list)];
+            let mut p = |b: super::filter::Bind| {
+                binds.push(b);
+                format!("${}", binds.len())
+            };
+            let cond = super::filter::sqlite_meta_sql(key, value.as_deref(), "j.value", &mut p);
+            let sql = format!("SELECT CAST(j.key AS INTEGER) FROM json_each($1) AS j WHERE {cond}");
+            let hits: HashSet<i64> =
+                super::filter::bind_all!(sqlx::query_scalar::<_, i64>(&sql), &binds).fetch_all(&mut *conn).await?.into_iter().collect();
+            for (i, m) in new.iter().enumerate() {
+                answers.insert(m.to_string(), hits.contains(&(i as i64)));
+            }
+        }
+        Ok(())
+    }
+
+    fn text_hit(&self, i: usize, id: i64) -> bool {
+        self.text.iter().find(|t| t.0 == i).is_some_and(|t| t.2.contains(&id))
+    }
+
+    fn meta_hit(&self, i: usize, metadata: &str) -> bool {
+        self.meta.iter().find(|m| m.0 == i).and_then(|m| m.3.get(metadata).copied()).unwrap_or(false)
+    }
+
+    /// The rows of a block within the filter's range, each with whether it matches.
+    async fn rows(&mut self, conn: &mut SqliteConnection, f: &LogFilter, m: &BlockMeta) -> Result<Vec<(StoredLog, bool)>> {
+        let rows: Vec<StoredLog> = body(conn, m).await?.into_iter().filter(|r| f.in_range(r)).collect();
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.load_text(conn, m.first_id, m.last_id).await?;
+        self.load_meta(conn, &rows).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let hit = f.matches(&r, |i, id| self.text_hit(i, id), |i, md| self.meta_hit(i, md));
+                (r, hit)
+            })
+            .collect())
+    }
+}
+
+/// The blocks of a filter's model whose time span meets its range, newest (by their newest
+/// log) first, listed a page at a time.
+struct Scan<'f> {
+    f: &'f LogFilter,
+    /// (max_ts, first_id) of the last block returned.
+    last: (i64, i64),
+    page: std::vec::IntoIter<BlockMeta>,
+    done: bool,
+    matcher: Matcher,
+}
+
+impl<'f> Scan<'f> {
+    fn new(f: &'f LogFilter) -> Scan<'f> {
+        Scan { f, last: (i64::MAX, i64::MAX), page: Vec::new().into_iter(), done: false, matcher: Matcher::new(f) }
+    }
+
+    async fn next(&mut self, conn: &mut SqliteConnection) -> Result<Option<BlockMeta>> {
+        loop {
+            if let Some(m) = self.page.next() {
+                return Ok(Some(m));
+            }
+            if self.done || self.f.from >= self.f.upper() {
+                return Ok(None);
+            }
+            let metas: Vec<BlockMeta> = sqlx::query_as(&format!(
+                "SELECT {META} FROM log_blocks WHERE model_id = ? AND max_ts >= ? AND max_ts <= ? AND min_ts < ? \
+                 AND (max_ts < ? OR first_id < ?) ORDER BY max_ts DESC, first_id DESC LIMIT {PAGE}"
+            ))
+            .bind(self.f.model_id)
+            .bind(self.f.from)
+            .bind(self.last.0)
+            .bind(self.f.upper())
+            .bind(self.last.0)
+            .bind(self.last.1)
+            .fetch_all(&mut *conn)
+            .await?;
+            self.done = (metas.len() as i64) < PAGE;
+            if let Some(m) = metas.last() {
+                self.last = (m.max_ts, m.first_id);
+            }
+            // One full-text query for the page's ids instead of one per block.
+            if let (Some(lo), Some(hi)) = (metas.iter().map(|m| m.first_id).min(), metas.iter().map(|m| m.last_id).max()) {
+                self.matcher.load_text(conn, lo, hi).await?;
+            }
+            self.page = metas.into_iter();
+        }
+    }
+
+    async fn rows(&mut self, conn: &mut SqliteConnection, m: &BlockMeta) -> Result<Vec<(StoredLog, bool)>> {
+        self.matcher.rows(conn, self.f, m).await
+    }
+}
+
+fn newest_first(a: &StoredLog, b: &StoredLog) -> std::cmp::Ordering {
+    (b.row.ts, b.id).cmp(&(a.row.ts, a.id))
+}
+
+/// The newest `limit` matching logs (by time, then id), among `rows` (from `logs`) and blocks.
+pub(crate) async fn search(conn: &mut SqliteConnection, f: &LogFilter, limit: i64, mut rows: Vec<StoredLog>) -> Result<Vec<StoredLog>> {
+    let limit = limit.max(0) as usize;
+    let mut scan = Scan::new(f);
+    rows.sort_by(newest_first);
+    rows.truncate(limit);
+    while let Some(m) = scan.next(conn).await? {
+        // Every later block's logs are older than the page's oldest.
+        if rows.len() >= limit && rows.last().is_none_or(|w| m.max_ts < w.row.ts) {
+            break;
+        }
+        rows.extend(scan.rows(conn, &m).await?.into_iter().filter(|(_, hit)| *hit).map(|(r, _)| r));
+        rows.sort_by(newest_first);
+        rows.truncate(limit);
+    }
+    Ok(rows)
+}
+
+/// The histogram of the newest `cap` logs of the range, matching or not (see
+/// `Store::log_histogram`); `legacy` are (ts, id, flags, hit) of the newest `cap` rows in
+/// `logs`.
+pub(crate) async fn histogram(
+    conn: &mut SqliteConnection,
+    f: &LogFilter,
+    step: i64,
+    cap: i64,
+    mut seen: Vec<(i64, i64, i64, bool)>,
+) -> Result<Vec<super::HistogramRow>> {
+    let cap = cap.max(0) as usize;
+    let mut scan = Scan::new(f);
+    // Once `cap` logs are read, a block whose newest log is older than the cap-th newest read
+    // cannot change the result, and neither can any after it.
+    let mut threshold: Option<i64> = None;
+    while let Some(m) = scan.next(conn).await? {
+        if threshold.is_some_and(|t| m.max_ts < t) {
+            break;
+        }
+        for (r, hit) in scan.rows(conn, &m).await? {
+            seen.push((r.row.ts, r.id, r.row.flags, hit));
+        }
+        if threshold.is_none() && seen.len() >= cap && cap > 0 {
+            let mut ts: Vec<i64> = seen.iter().map(|s| s.0).collect();
+            let (_, nth, _) = ts.select_nth_unstable_by(cap - 1, |a, b| b.cmp(a));
+            threshold = Some(*nth);
+        }
+    }
+    seen.sort_unstable_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    seen.truncate(cap);
+    let step = step.max(1);
+    let mut bars: std::collections::BTreeMap<i64, super::HistogramRow> = std::collections::BTreeMap::new();
+    for (ts, _, flags, hit) in seen {
+        let bar = (ts - f.from) / step;
+        let b = bars.entry(bar).or_insert(super::HistogramRow { bar, n: 0, errors: 0, scanned: 0, oldest: ts });
+        b.scanned += 1;
+        b.oldest = b.oldest.min(ts);
+        if hit {
+            b.n += 1;
+            b.errors += flags & 1;
+        }
+    }
+    Ok(bars.into_values().collect())
+}
+
+/// Matching logs stored in blocks: their number.
+pub(crate) async fn count(conn: &mut SqliteConnection, f: &LogFilter) -> Result<i64> {
+    let mut scan = Scan::new(f);
+    let whole = f.series.is_none() && f.conds.is_empty() && f.before.is_none();
+    let mut n = 0;
+    while let Some(m) = scan.next(conn).await? {
+        // A block wholly inside the range, with nothing to filter: its count will do.
+        if whole && m.min_ts >= f.from && m.max_ts < f.upper() {
+            n += m.count;
+            continue;
+        }
+        n += scan.rows(conn, &m).await?.iter().filter(|(_, hit)| *hit).count() as i64;
+    }
+    Ok(n)
+}
+
+/// Blocks with logs above id `after`, lowest first (`model`: of that model only), a page at a
+/// time from `from_first` on.
+async fn blocks_above(conn: &mut SqliteConnection, after: i64, model: Option<i64>, descending: bool, page_after: Option<i64>) -> Result<Vec<BlockMeta>> {
+    // Ranges never overlap: the blocks above `after` are the one holding it and those after.
+    let order = if descending { "DESC" } else { "ASC" };
+    let cursor = match (page_after, descending) {
+        (Some(_), true) => "AND first_id < ?3",
+        (Some(_), false) => "AND first_id > ?3",
+        (None, _) => "AND ?3 IS NULL",
+    };
+    let model_cond = if model.is_some() { "AND model_id = ?2" } else { "AND ?2 IS NULL" };
+    Ok(sqlx::query_as(&format!(
+        "SELECT {META} FROM log_blocks WHERE first_id >= COALESCE((SELECT MAX(first_id) FROM log_blocks WHERE first_id <= ?1), 0) \
+         AND last_id > ?1 {model_cond} {cursor} ORDER BY first_id {order} LIMIT {PAGE}"
+    ))
+    .bind(after)
+    .bind(model)
+    .bind(page_after)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The newest `limit` logs matching `f` with ids above `after`, newest first, among `rows`
+/// (from `logs`) and blocks.
+pub(crate) async fn tail(conn: &mut SqliteConnection, f: &LogFilter, after: i64, limit: i64, mut rows: Vec<StoredLog>) -> Result<Vec<StoredLog>> {
+    let limit = limit.max(0) as usize;
+    let mut matcher = Matcher::new(f);
+    let mut page_after = None;
+    'pages: loop {
+        let metas = blocks_above(conn, after, Some(f.model_id), true, page_after).await?;
+        for m in &metas {
+            // Ids descend from block to block: once enough are found, older blocks are not needed.
+            if rows.iter().filter(|r| r.id > m.last_id).count() >= limit {
+                break 'pages;
+            }
+            rows.extend(matcher.rows(conn, f, m).await?.into_iter().filter(|(r, hit)| *hit && r.id > after).map(|(r, _)| r));
+        }
+        match metas.last() {
+            Some(m) if metas.len() as i64 == PAGE => page_after = Some(m.first_id),
+            _ => break,
+        }
+    }
+    rows.sort_by(|a, b| b.id.cmp(&a.id));
+    rows.truncate(limit);
+    Ok(rows)
+}
+
+/// Logs in blocks with ids above `after`, lowest first, at most `limit`.
+pub(crate) async fn after(conn: &mut SqliteConnection, after: i64, limit: i64) -> Result<Vec<StoredLog>> {
+    let limit = limit.max(0) as usize;
+    let mut out = Vec::new();
+    let mut page_after = None;
+    'pages: loop {
+        let metas = blocks_above(conn, after, None, false, page_after).await?;
+        for m in &metas {
+            if out.len() >= limit {
+                break 'pages;
+            }
+            out.extend(body(conn, m).await?.into_iter().filter(|r| r.id > after));
+        }
+        match metas.last() {
+            Some(m) if metas.len() as i64 == PAGE => page_after = Some(m.first_id),
+            _ => break,
+        }
+    }
+    out.truncate(limit);
+    Ok(out)
+}
+
+/// The log with this id, if a block holds it.
+pub(crate) async fn by_id(conn: &mut SqliteConnection, id: i64) -> Result<Option<StoredLog>> {
+    let m: Option<BlockMeta> = sqlx::query_as(&format!("SELECT {META} FROM log_blocks WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match m {
+        Some(m) if m.last_id >= id => Ok(body(conn, &m).await?.into_iter().find(|r| r.id == id)),
+        _ => Ok(None),
+    }
+}
+
+/// How many logs of a model blocks hold.
+pub(crate) async fn count_model(conn: &mut SqliteConnection, model_id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COALESCE(SUM(count), 0) FROM log_blocks WHERE model_id = ?").bind(model_id).fetch_one(&mut *conn).await?)
+}
+
+// ----- writing and deleting ------------------------------------------------------------------------
+
+/// Stores rows as blocks, one per run of the same model (`rows` in id order; a commit sorts its
+/// logs by model first, so each model gets one block).
+pub(crate) async fn insert(conn: &mut SqliteConnection, rows: &[(i64, &LogRow)]) -> Result<()> {
+    for run in rows.chunk_by(|a, b| a.1.model_id == b.1.model_id) {
+        write_block(conn, run, run[0].0, run[run.len() - 1].0, false).await?;
+    }
+    Ok(())
+}
+
+async fn write_block(conn: &mut SqliteConnection, rows: &[(i64, &LogRow)], first_id: i64, last_id: i64, replace: bool) -> Result<()> {
+    let min_ts = rows.iter().map(|r| r.1.ts).min().unwrap_or(0);
+    let max_ts = rows.iter().map(|r| r.1.ts).max().unwrap_or(0);
+    let sql = if replace {
+        "UPDATE log_blocks SET last_id = ?2, model_id = ?3, min_ts = ?4, max_ts = ?5, count = ?6, body = ?7 WHERE first_id = ?1"
+    } else {
+        "INSERT INTO log_blocks (first_id, last_id, model_id, min_ts, max_ts, count, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    };
+    sqlx::query(sql)
+        .bind(first_id)
+        .bind(last_id)
+        .bind(rows[0].1.model_id)
+        .bind(min_ts)
+        .bind(max_ts)
+        .bind(rows.len() as i64)
+        .bind(encode(first_id, rows)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the logs in blocks that match `f`, in the caller's transaction: their ids go into
+/// the `doomed_logs` temp table (payloads, full-text entries and the id floor follow from
+/// there, as for rows in `logs`) and each block holding one is rewritten without them, or
+/// dropped when nothing is left. Returns how many were deleted.
+pub(crate) async fn delete(conn: &mut SqliteConnection, f: &LogFilter) -> Result<u64> {
+    let mut scan = Scan::new(f);
+    let mut affected: Vec<(BlockMeta, Vec<StoredLog>, Vec<i64>)> = Vec::new();
+    while let Some(m) = scan.next(conn).await? {
+        let doomed: Vec<i64> = scan.rows(conn, &m).await?.into_iter().filter(|(_, hit)| *hit).map(|(r, _)| r.id).collect();
+        if !doomed.is_empty() {
+            affected.push((m, Vec::new(), doomed));
+        }
+    }
+    let mut n = 0u64;
+    for (m, _, doomed) in &mut affected {
+        let gone: HashSet<i64> = doomed.iter().copied().collect();
+        let kept: Vec<StoredLog> = body(conn, m).await?.into_iter().filter(|r| !gone.contains(&r.id)).collect();
+        for chunk in doomed.chunks(500) {
+            let sql = format!("INSERT OR IGNORE INTO doomed_logs (id) VALUES {}", vec!["(?)"; chunk.len()].join(","));
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        n += doomed.len() as u64;
+        if kept.is_empty() {
+            sqlx::query("DELETE FROM log_blocks WHERE first_id = ?").bind(m.first_id).execute(&mut *conn).await?;
+        } else {
+            let rows: Vec<(i64, &LogRow)> = kept.iter().map(|r| (r.id, &r.row)).collect();
+            write_block(conn, &rows, m.first_id, m.last_id, true).await?;
+        }
+    }
+    Ok(n)
+}
+
+/// (id, message, error message) of the logs in blocks with `after < id <= through`, lowest
+/// first, at most `limit`: what the full-text index is rebuilt from.
+pub(crate) async fn texts(conn: &mut SqliteConnection, after_id: i64, through: i64, limit: i64) -> Result<Vec<(i64, Option<String>, Option<String>)>> {
+    Ok(after(conn, after_id, limit)
+        .await?
+        .into_iter()
+        .filter(|r| r.id <= through)
+        .map(|r| (r.id, r.row.message, r.row.error_message))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::store::filter::{Bind, Column, Numeric};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Store, WriteBatch};
+
+    fn row(ts: i64) -> LogRow {
+        LogRow { ts, model_id: 1, series_id: 1, level: 2, ..Default::default() }
+    }
+
+    #[test]
+    fn blocks_give_back_exactly_what_was_stored() {
+        let floats = [0.1, 550.9, 0.0002082, -12.5, 1e300, 5e-324, f64::MAX, f64::MIN_POSITIVE, -0.0, 0.0, 1.0 / 3.0, 123456789.123];
+        let mut rows = Vec::new();
+        for (i, f) in floats.iter().enumerate() {
+            let mut r = row(if i % 2 == 0 { 1_796_169_724_211 + i as i64 } else { -5 - i as i64 });
+            r.latency_ms = Some(*f);
+            r.ttft_ms = Some(-*f);
+            r.cost_usd = Some(*f / 7.0);
+            rows.push(r);
+        }
+        let extreme = LogRow {
+            ts: i64::MIN,
+            model_id: 1,
+            series_id: i64::MAX,
+            flags: -1,
+            level: i64::MIN,
+            http_status: Some(i64::MAX),
+            input_tokens: Some(i64::MIN),
+            output_tokens: Some(0),
+            cached_tokens: None,
+            feedback: Some(-1),
+            error_type: Some(String::new()),
+            message: Some("Zürich 東京 \u{0} \"quoted\"".into()),
+            error_message: None,
+            user_id: Some("u".repeat(5000)),
+            session_id: Some(String::new()),
+            trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+            span_id: Some("00F067AA0BA902B7".into()),
+            metadata: Some(r#"{"team":"a","n":1.5}"#.into()),
+            ..Default::default()
+        };
+        rows.push(extreme);
+        rows.push(LogRow { ts: i64::MAX, trace_id: Some("abc".into()), span_id: Some(String::new()), ..row(0) });
+        rows.push(LogRow { trace_id: Some("tr-1".into()), span_id: Some("00f067aa0ba902b7".into()), ..row(7) });
+        // Ids with gaps, as after a deletion.
+        let ids: Vec<i64> = (0..rows.len() as i64).map(|i| 1000 + i * i).collect();
+        let pairs: Vec<(i64, &LogRow)> = ids.iter().copied().zip(rows.iter()).collect();
+        let body = encode(1000, &pairs).unwrap();
+        let back = decode(&body, 1000, 1).unwrap();
+        assert_eq!(back.len(), rows.len());
+        for ((id, want), got) in pairs.iter().zip(&back) {
+            assert_eq!(got.id, *id);
+            assert_eq!(&got.row, *want);
+            // Bit-exact floats: -0.0 stays negative.
+            for (a, b) in [(got.row.latency_ms, want.latency_ms), (got.row.ttft_ms, want.ttft_ms), (got.row.cost_usd, want.cost_usd)] {
+                assert_eq!(a.map(f64::to_bits), b.map(f64::to_bits));
+            }
+        }
+        assert!(encode(1001, &pairs).is_err(), "ids below the block's first id");
+        assert!(decode(&body[..body.len() - 3], 1000, 1).is_err(), "a cut body is an error, not a panic");
+        assert!(decode(&[9, 1, 2], 1000, 1).is_err());
+        assert!(matches!(Real::of(550.9), Real::Scaled(1, 5509)));
+        assert!(matches!(Real::of(0.0002082), Real::Scaled(7, 2082)));
+        assert!(matches!(Real::of(-0.0), Real::Bits(_)));
+    }
+
+    /// Rows shaped like the load generator's: what a block costs per log.
+    #[test]
+    fn a_block_of_realistic_logs_costs_a_fraction_of_a_row() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let rows: Vec<LogRow> = (0..1000)
+            .map(|i| LogRow {
+                ts: 1_796_169_724_211 + i * 3,
+                model_id: 1,
+                series_id: rng.gen_range(1..4),
+                flags: if rng.gen_bool(0.02) { 5 } else { 4 },
+                level: 2,
+                http_status: Some(200),
+                latency_ms: Some((rng.gen_range(100.0..3000.0f64) * 10.0).round() / 10.0),
+                ttft_ms: Some((rng.gen_range(10.0..300.0f64) * 10.0).round() / 10.0),
+                input_tokens: Some(rng.gen_range(10..2000)),
+                output_tokens: Some(rng.gen_range(10..1000)),
+                cost_usd: Some(rng.gen_range(1..100_000) as f64 / 1e7),
+                user_id: Some(format!("u-{:04}", rng.gen_range(0..500))),
+                session_id: Some(format!("s-{:012x}", rng.r#gen::<u64>() >> 16)),
+                trace_id: Some(format!("{:032x}", rng.r#gen::<u128>())),
+                span_id: Some(format!("{:016x}", rng.r#gen::<u64>())),
+                metadata: Some(r#"{"region":"eu-west-1","tenant":"acme"}"#.into()),
+                ..Default::default()
+            })
+            .collect();
+        let pairs: Vec<(i64, &LogRow)> = rows.iter().enumerate().map(|(i, r)| (i as i64 + 1, r)).collect();
+        let bytes = encode(1, &pairs).unwrap().len();
+        // The random ids alone are 16 + 8 + 6 bytes a log; a row in `logs` took 114.
+        assert!(bytes / rows.len() < 60, "{bytes} bytes for {} logs", rows.len());
+    }
+
+    const WORDS: [&str; 5] = ["timeout", "rate", "limit", "hello", "world"];
+    const METADATA: [&str; 9] = [
+        r#"{"team":"a"}"#,
+        r#"{"team":"b","tier":2}"#,
+        r#"{"tier":2.5}"#,
+        r#"{"flag":true,"team":"a"}"#,
+        r#"{"team":null}"#,
+        r#"{"nested":{"a":1}}"#,
+        r#"{"n":10}"#,
+        r#"{"n":"10"}"#,
+        r#"{"flag":false}"#,
+    ];
+    const TRACES: [&str; 4] = ["0af7651916cd43dd8448eb211c80319c", "0AF7651916CD43DD8448EB211C80319C", "tr-1", ""];
+
+    fn pick<T: Clone>(rng: &mut StdRng, items: &[T]) -> Option<T> {
+        if rng.gen_bool(0.3) { None } else { Some(items[rng.gen_range(0..items.len())].clone()) }
+    }
+
+    fn random_row(rng: &mut StdRng) -> LogRow {
+        let words = |rng: &mut StdRng| -> Option<String> {
+            if rng.gen_bool(0.3) {
+                return None;
+            }
+            let n = rng.gen_range(1..4);
+            Some((0..n).map(|_| WORDS[rng.gen_range(0..WORDS.len())]).collect::<Vec<_>>().join(" "))
+        };
+        let real = |rng: &mut StdRng, scale: f64| if rng.gen_bool(0.2) { None } else { Some((rng.gen_range(0.0..scale) * 10.0).round() / 10.0) };
+        let message = words(rng);
+        let error_message = words(rng);
+        LogRow {
+            ts: rng.gen_range(0..2_000),
+            model_id: rng.gen_range(1..4),
+            series_id: rng.gen_range(1..5),
+            flags: rng.gen_range(0..32),
+            level: rng.gen_range(0..5),
+            http_status: pick(rng, &[200, 404, 429, 500]),
+            latency_ms: real(rng, 3000.0),
+            ttft_ms: real(rng, 300.0),
+            input_tokens: pick(rng, &[0, 5, 100, 900]),
+            output_tokens: pick(rng, &[1, 50, 700]),
+            cached_tokens: pick(rng, &[0, 10]),
+            cost_usd: if rng.gen_bool(0.2) { None } else { Some(rng.gen_range(0..100_000) as f64 / 1e7) },
+            feedback: pick(rng, &[-1, 1]),
+            error_type: pick(rng, &["timeout".to_string(), "rate_limit".to_string()]),
+            search_text: crate::ingest::search_text([message.as_deref(), error_message.as_deref(), None, None]),
+            message,
+            error_message,
+            user_id: pick(rng, &["u1".to_string(), "u2".to_string(), "5".to_string()]),
+            session_id: pick(rng, &["s1".to_string(), "s2".to_string()]),
+            trace_id: pick(rng, &TRACES).map(str::to_string),
+            span_id: pick(rng, &["00f067aa0ba902b7".to_string(), "span".to_string()]),
+            metadata: pick(rng, &METADATA).map(str::to_string),
+            payload: None,
+        }
+    }
+
+    fn random_filter(rng: &mut StdRng) -> LogFilter {
+        let from = rng.gen_range(0..1500);
+        let to = from + rng.gen_range(1..1500);
+        let before = if rng.gen_bool(0.3) { Some((rng.gen_range(0..2000), rng.gen_range(0..3000))) } else { None };
+        let series = if rng.gen_bool(0.2) { Some((1..5).filter(|_| rng.gen_bool(0.5)).collect()) } else { None };
+        let n = rng.gen_range(0..3);
+        let conds = (0..n)
+            .map(|_| match rng.gen_range(0..13) {
+                0 => Cond::Flag(1 << rng.gen_range(0..5), rng.gen_bool(0.5)),
+                1 => Cond::Eq(Column::Level, Bind::Int(rng.gen_range(0..5))),
+                2 => Cond::Between(Numeric::HttpStatus, Some(400.0), Some(499.0)),
+                3 => Cond::Eq(Column::Feedback, Bind::Int(if rng.gen_bool(0.5) { 1 } else { -1 })),
+                4 => Cond::Eq(Column::ErrorType, Bind::Text("timeout".into())),
+                5 => Cond::Eq(Column::UserId, Bind::Text(["u1", "5", "x"][rng.gen_range(0..3)].into())),
+                6 => Cond::Eq(Column::TraceId, Bind::Text(TRACES[rng.gen_range(0..TRACES.len())].into())),
+                7 => Cond::IsNull([Column::UserId, Column::SessionId, Column::ErrorType, Column::Feedback][rng.gen_range(0..4)]),
+                8 => {
+                    let n = [Numeric::LatencyMs, Numeric::TtftMs, Numeric::Tokens, Numeric::CostUsd][rng.gen_range(0..4)];
+                    let scale = if n == Numeric::CostUsd { 1e-5 } else { 1.0 };
+                    let lo = if rng.gen_bool(0.7) { Some(rng.gen_range(0.0..500.0) * scale) } else { None };
+                    let hi = if rng.gen_bool(0.7) { Some(rng.gen_range(0.0..2000.0) * scale) } else { None };
+                    Cond::Between(n, lo, hi)
+                }
+                9 | 10 => {
+                    let key = ["team", "tier", "flag", "n", "nested"][rng.gen_range(0..5)];
+                    let value = ["a", "b", "2", "2.5", "true", "false", "10", r#"{"a":1}"#][rng.gen_range(0..8)];
+                    Cond::Meta(key.into(), if rng.gen_bool(0.8) { Some(value.into()) } else { None })
+                }
+                _ => {
+                    let n = rng.gen_range(1..3);
+                    Cond::Text((0..n).map(|_| vec![WORDS[rng.gen_range(0..WORDS.len())].to_string()]).collect())
+                }
+            })
+            .collect();
+        LogFilter { model_id: rng.gen_range(1..4), from, to, before, series, conds }
+    }
+
+    async fn open(dir: &std::path::Path, name: &str) -> SqliteStore {
+        SqliteStore::open(&format!("sqlite://{}", dir.join(name).display())).await.unwrap()
+    }
+
+    /// The same logs, once in blocks (stored by the ingest writer) and once as rows in `logs`
+    /// (as before blocks): every read gives the same answer from both, and so does every
+    /// deletion. This is what keeps `LogFilter::matches` equal to the SQL of `build`.
+    #[tokio::test]
+    async fn logs_in_blocks_read_and_delete_exactly_like_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks = open(dir.path(), "blocks.db").await;
+        let rows = open(dir.path(), "rows.db").await;
+        let mut rng = StdRng::seed_from_u64(11);
+        // Commits of various sizes, so that each model has many blocks with overlapping times.
+        let mut left = 1500;
+        while left > 0 {
+            let n = rng.gen_range(1..60).min(left);
+            left -= n;
+            let logs = (0..n).map(|_| random_row(&mut rng)).collect();
+            blocks.write_batch(&WriteBatch { logs, ..Default::default() }).await.unwrap();
+        }
+        if let Some(b) = blocks.search_barrier() {
+            b.await;
+        }
+        let all = blocks.logs_after(0, 10_000).await.unwrap();
+        assert_eq!(all.len(), 1500);
+        assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM logs").fetch_one(&blocks.pool).await.unwrap(), 0);
+        assert!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM log_blocks").fetch_one(&blocks.pool).await.unwrap() > 100);
+        {
+            let mut conn = rows.pool.acquire().await.unwrap();
+            let pairs: Vec<(i64, LogRow)> = all.iter().map(|l| (l.id, l.row.clone())).collect();
+            crate::store::sqlite::insert_legacy(&mut conn, &pairs).await.unwrap();
+            for l in &all {
+                let text = crate::ingest::search_text([l.row.message.as_deref(), l.row.error_message.as_deref(), None, None]);
+                if let Some(t) = text {
+                    sqlx::query("INSERT INTO logs_fts (rowid, body) VALUES (?, ?)").bind(l.id).bind(t).execute(&mut *conn).await.unwrap();
+                }
+            }
+        }
+        assert_eq!(rows.logs_after(0, 10_000).await.unwrap(), all);
+        for l in all.iter().step_by(37) {
+            assert_eq!(blocks.log_by_id(l.id).await.unwrap().as_ref(), Some(l));
+        }
+        assert_eq!(blocks.log_by_id(all.last().unwrap().id + 1).await.unwrap(), None);
+        for model in 1..4 {
+            assert_eq!(blocks.count_logs(model).await.unwrap(), rows.count_logs(model).await.unwrap());
+        }
+        assert_eq!(blocks.max_log_id().await.unwrap(), rows.max_log_id().await.unwrap());
+        for k in [0, 1, 700, 1499] {
+            assert_eq!(blocks.logs_after(all[k].id, 300).await.unwrap(), rows.logs_after(all[k].id, 300).await.unwrap(), "after {k}");
+        }
+
+        let mut matched = 0;
+        for round in 0..300 {
+            let f = random_filter(&mut rng);
+            let want = rows.search_logs(&f, 5000).await.unwrap();
+            matched += want.len();
+            assert_eq!(blocks.search_logs(&f, 5000).await.unwrap(), want, "round {round}: {f:?}");
+            let limit = rng.gen_range(1..40);
+            assert_eq!(blocks.search_logs(&f, limit).await.unwrap(), rows.search_logs(&f, limit).await.unwrap(), "round {round} limit {limit}");
+            assert_eq!(blocks.count_matching(&f).await.unwrap(), want.len() as i64, "round {round}");
+            let after = all[rng.gen_range(0..all.len())].id;
+            let tail = LogFilter { from: 0, to: i64::MAX, before: None, ..f.clone() };
+            assert_eq!(blocks.tail_logs(&tail, after, limit).await.unwrap(), rows.tail_logs(&tail, after, limit).await.unwrap(), "round {round} tail");
+            // The histogram as the rows' SQL computed it before blocks (newest `cap` logs of
+            // the range by time, then id).
+            let (step, cap) = (rng.gen_range(1..300), rng.gen_range(1..1500));
+            let (range, filters, binds) = f.where_parts(crate::store::filter::Dialect::Sqlite);
+            let sql = format!(
+                "SELECT (ts - {from}) / {step} AS bar, CAST(SUM(hit) AS BIGINT) AS n, CAST(SUM(hit * (flags & 1)) AS BIGINT) AS errors, \
+                 COUNT(*) AS scanned, MIN(ts) AS oldest FROM \
+                 (SELECT ts, flags, CASE WHEN {filters} THEN 1 ELSE 0 END AS hit FROM logs WHERE {range} ORDER BY ts DESC, id DESC LIMIT {cap}) m \
+                 GROUP BY bar ORDER BY bar",
+                from = f.from
+            );
+            let expected = crate::store::filter::bind_all!(sqlx::query_as::<_, crate::store::HistogramRow>(&sql), &binds).fetch_all(&rows.pool).await.unwrap();
+            assert_eq!(blocks.log_histogram(&f, step, cap).await.unwrap(), expected, "round {round} histogram");
+            assert_eq!(rows.log_histogram(&f, step, cap).await.unwrap(), expected, "round {round} histogram of rows");
+        }
+        assert!(matched > 3000, "the filters must match something: {matched}");
+
+        for round in 0..20 {
+            let f = random_filter(&mut rng);
+            assert_eq!(blocks.delete_logs(&f).await.unwrap(), rows.delete_logs(&f).await.unwrap(), "delete {round}: {f:?}");
+            assert_eq!(blocks.logs_after(0, 10_000).await.unwrap(), rows.logs_after(0, 10_000).await.unwrap(), "after delete {round}");
+        }
+        let left = blocks.logs_after(0, 10_000).await.unwrap();
+        assert!(left.len() < 1500 && !left.is_empty(), "{}", left.len());
+        // Whole models deleted: their blocks are gone, not left empty.
+        for model in 1..4 {
+            let f = LogFilter { model_id: model, from: 0, to: i64::MAX, ..Default::default() };
+            assert_eq!(blocks.delete_logs(&f).await.unwrap(), rows.delete_logs(&f).await.unwrap());
+        }
+        assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM log_blocks").fetch_one(&blocks.pool).await.unwrap(), 0);
+        // Ids are not handed out again.
+        let top = all.last().unwrap().id;
+        blocks.write_batch(&WriteBatch { logs: vec![row(5)], ..Default::default() }).await.unwrap();
+        assert_eq!(blocks.logs_after(0, 10).await.unwrap().iter().map(|l| l.id).collect::<Vec<_>>(), vec![top + 1]);
+    }
+
+    /// A database with logs in `logs` (stored before blocks, some with shared metadata) that
+    /// then takes new logs in blocks: reads and deletions see both.
+    #[tokio::test]
+    async fn rows_from_before_blocks_and_blocks_are_read_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "mixed.db").await;
+        let shared = r#"{"team":"a"}"#.to_string();
+        let old: Vec<(i64, LogRow)> = (1..=6)
+            .map(|i| (i, LogRow { metadata: Some(shared.clone()), message: Some(format!("old {i}")), ..row(100 + i) }))
+            .collect();
+        {
+            let mut conn = store.pool.acquire().await.unwrap();
+            crate::store::sqlite::insert_legacy(&mut conn, &old).await.unwrap();
+        }
+        let refs: i64 = sqlx::query_scalar("SELECT refs FROM log_metadata").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(refs, 6, "the old rows share one metadata object");
+        let new: Vec<LogRow> = (0..4).map(|i| LogRow { metadata: Some(shared.clone()), ..row(103 + i) }).collect();
+        store.write_batch(&WriteBatch { logs: new, ..Default::default() }).await.unwrap();
+        let ids: Vec<i64> = store.logs_after(0, 100).await.unwrap().iter().map(|l| l.id).collect();
+        assert_eq!(ids, (1..=10).collect::<Vec<_>>(), "new ids continue after the old rows");
+        let f = LogFilter { model_id: 1, from: 0, to: 1000, ..Default::default() };
+        let page: Vec<(i64, i64)> = store.search_logs(&f, 5).await.unwrap().iter().map(|l| (l.row.ts, l.id)).collect();
+        assert_eq!(page, vec![(106, 10), (106, 6), (105, 9), (105, 5), (104, 8)]);
+        let meta = LogFilter { conds: vec![Cond::Meta("team".into(), Some("a".into()))], ..f.clone() };
+        assert_eq!(store.count_matching(&meta).await.unwrap(), 10);
+        let bars = store.log_histogram(&f, 1000, 7).await.unwrap();
+        assert_eq!((bars[0].scanned, bars[0].n, bars[0].oldest), (7, 7, 103));
+        // Deleting across both: the old rows' shared object loses their references and goes.
+        let older = LogFilter { to: 105, ..f.clone() };
+        assert_eq!(store.delete_logs(&older).await.unwrap(), 6, "ts 101..=104: four old rows, two new");
+        assert_eq!(sqlx::query_scalar::<_, i64>("SELECT refs FROM log_metadata").fetch_one(&store.pool).await.unwrap(), 2);
+        assert_eq!(store.delete_logs(&f).await.unwrap(), 4);
+        assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM log_metadata").fetch_one(&store.pool).await.unwrap(), 0);
+        assert_eq!(store.count_logs(1).await.unwrap(), 0);
+    }
+}
