@@ -224,39 +224,21 @@ both_backends!(trace_and_span_ids_read_back_as_written_and_match, |app: TestApp|
     assert_eq!(all.len(), 3);
     assert!(all.contains(&hex));
 
-    // SQLite keeps new logs in blocks (`log_blocks`; hex ids as their bytes inside), none in
-    // `logs`. Rows stored there before blocks hold hex ids as bytes or, older still, as text:
-    // they match the same.
+    // SQLite keeps hex ids as their bytes (16 and 8), other ids as text.
     if app.database_url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
-        let (rows, in_blocks, model_id): (i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM logs), (SELECT SUM(count) FROM log_blocks), (SELECT model_id FROM log_blocks LIMIT 1)",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        assert_eq!((rows, in_blocks), (0, 3));
-        let series: i64 = sqlx::query_scalar("SELECT id FROM series WHERE model_id = ? LIMIT 1").bind(model_id).fetch_one(&pool).await.unwrap();
-        for (id, ts, stored, message) in [(1_000_000, T0 + 3, "text", "old text"), (1_000_001, T0 + 4, "bytes", "old bytes")] {
-            let value = if stored == "text" { "?" } else { "unhex(?)" };
-            sqlx::query(&format!(
-                "INSERT INTO logs (id, ts, model_id, series_id, flags, level, message, trace_id) VALUES (?, ?, ?, ?, 0, 1, ?, {value})"
-            ))
-            .bind(id)
-            .bind(ts)
-            .bind(model_id)
-            .bind(series)
-            .bind(message)
-            .bind(trace)
+        let kinds: Vec<(String, String, Option<i64>)> =
+            sqlx::query_as("SELECT typeof(trace_id), typeof(span_id), length(trace_id) FROM logs WHERE trace_id IS NOT NULL ORDER BY ts")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(kinds, vec![("blob".into(), "blob".into(), Some(16)), ("text".into(), "text".into(), Some(6))]);
+        // Rows written before ids were kept as bytes hold hex text; they still match.
+        sqlx::query("UPDATE logs SET trace_id = CAST(lower(hex(trace_id)) AS TEXT) WHERE typeof(trace_id) = 'blob'")
             .execute(&pool)
             .await
             .unwrap();
-        }
-        let found: Vec<String> = search(format!("trace_id={trace}")).await.into_iter().map(|l| l.0).collect();
-        assert_eq!(found, ["old bytes", "old text", "hex"]);
-        for (message, trace_id, _) in search(String::new()).await.into_iter().filter(|l| l.0.starts_with("old")) {
-            assert_eq!(trace_id, json!(trace), "{message} reads back as lowercase hex");
-        }
+        assert_eq!(search(format!("trace_id={trace}")).await, vec![hex.clone()]);
     }
 });
 
@@ -438,11 +420,11 @@ async fn sqlite_full_text_index_is_rebuilt_from_stored_logs() {
     assert_eq!(search(&again, &key, "plain").await, 20);
 }
 
-/// On SQLite new logs keep their metadata in their block, where compression stores a
-/// repeated object about once (the `log_metadata` dictionary is only for rows stored before
-/// blocks). Reads, filters and deletions see every object as it was sent.
+/// On SQLite a metadata object used at least three times within a commit is stored once
+/// (`log_metadata`) and the logs refer to it; others stay inline. Reads and filters see no difference, and
+/// deleting logs releases their references.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_metadata_in_blocks_reads_filters_and_deletes() {
+async fn sqlite_shared_metadata_is_stored_once() {
     let app = common::spawn_app(common::Backend::Sqlite).await.unwrap();
     let admin = app.admin().await;
     let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
@@ -454,24 +436,29 @@ async fn sqlite_metadata_in_blocks_reads_filters_and_deletes() {
     };
     let records: Vec<Value> = (0..30).map(|i| json!({"model": "md", "timestamp": T0 + i, "trace_id": format!("m-{i}"), "metadata": meta(i)})).collect();
     assert_eq!(app.ingest(&key, &records).await.1["accepted"], 30);
-    let more: Vec<Value> = (30..34).map(|i| json!({"model": "md", "timestamp": T0 + i, "trace_id": format!("m-{i}"), "metadata": {"team": "a", "tier": 1}})).collect();
-    assert_eq!(app.ingest(&key, &more).await.1["accepted"], 4);
 
-    let conn = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
-    let counts = || {
+    let db = app.database_url.clone();
+    let conn = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let dictionary = || {
         let conn = conn.clone();
         async move {
-            sqlx::query_as::<_, (i64, i64, i64)>(
-                "SELECT (SELECT COUNT(*) FROM log_metadata), (SELECT COUNT(*) FROM logs), (SELECT COALESCE(SUM(count), 0) FROM log_blocks)",
-            )
-            .fetch_one(&conn)
-            .await
-            .unwrap()
+            let rows = sqlx::query_as::<_, (String, i64)>("SELECT body, refs FROM log_metadata ORDER BY refs").fetch_all(&conn).await.unwrap();
+            rows.into_iter().map(|(body, refs)| (serde_json::from_str::<Value>(&body).unwrap(), refs)).collect::<Vec<_>>()
         }
     };
-    assert_eq!(counts().await, (0, 0, 34), "no dictionary entries and no rows: all in blocks");
+    assert_eq!(
+        dictionary().await,
+        vec![(json!({"team": "b", "flag": true}), 10), (json!({"team": "a", "tier": 1}), 15)]
+    );
+    let inline: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs WHERE metadata IS NOT NULL AND metadata_ref IS NULL").fetch_one(&conn).await.unwrap();
+    assert_eq!(inline, 5, "metadata used fewer than three times in a commit stays in the row");
 
-    // Read back and filtered as sent.
+    // A later commit counts into the same entry.
+    let more: Vec<Value> = (30..34).map(|i| json!({"model": "md", "timestamp": T0 + i, "trace_id": format!("m-{i}"), "metadata": {"team": "a", "tier": 1}})).collect();
+    assert_eq!(app.ingest(&key, &more).await.1["accepted"], 4);
+    assert_eq!(dictionary().await[1].1, 19);
+
+    // Read back and filtered the same, shared or not.
     let page = |q: String| {
         let (app, key) = (&app, &key);
         async move { logs_page(app, key, &format!("model=md&from={T0}&to={}&limit=100&{q}", T0 + MIN)).await }
@@ -494,7 +481,7 @@ async fn sqlite_metadata_in_blocks_reads_filters_and_deletes() {
     app.call_ok(&admin, "delete_logs", &[("model", "md"), ("query", &q), ("confirm", "10")]).await;
     let q = format!("from={T0}&to={}&meta:team=a&trace_id=m-30", T0 + MIN);
     app.call_ok(&admin, "delete_logs", &[("model", "md"), ("query", &q), ("confirm", "1")]).await;
-    assert_eq!(counts().await, (0, 0, 23));
+    assert_eq!(dictionary().await, vec![(json!({"team": "a", "tier": 1}), 18)]);
     assert_eq!(page(String::new()).await.len(), 23);
     assert_eq!(page("meta:team=a".into()).await.len(), 18);
     conn.close().await;

@@ -106,7 +106,7 @@ struct Columns {
 }
 
 /// Encodes rows of one model (ids ascending, all ≥ `first_id`) as a block body.
-pub(crate) fn encode(first_id: i64, rows: &[(i64, &LogRow)]) -> Result<Vec<u8>> {
+pub fn encode(first_id: i64, rows: &[(i64, &LogRow)]) -> Result<Vec<u8>> {
     let mut c = Columns::default();
     let (mut prev_id, mut prev_ts) = (first_id, 0i64);
     for (id, r) in rows {
@@ -142,7 +142,7 @@ pub(crate) fn encode(first_id: i64, rows: &[(i64, &LogRow)]) -> Result<Vec<u8>> 
 }
 
 /// Every row of a block, ids ascending.
-pub(crate) fn decode(body: &[u8], first_id: i64, model_id: i64) -> Result<Vec<StoredLog>> {
+pub fn decode(body: &[u8], first_id: i64, model_id: i64) -> Result<Vec<StoredLog>> {
     let corrupt = |what: &str| Error::Storage(format!("corrupt log block {first_id}: {what}"));
     let raw = match body.split_first() {
         Some((&FORMAT, rest)) => crate::ingest::payload::decompress_bounded(rest, MAX_DECODED_BYTES).map_err(|e| corrupt(&e))?,
@@ -859,7 +859,7 @@ mod tests {
         // Commits of various sizes, so that each model has many blocks with overlapping times.
         let mut left = 1500;
         while left > 0 {
-            let n = rng.gen_range(1..60).min(left);
+            let n = rng.gen_range(60..200).min(left);
             left -= n;
             let logs = (0..n).map(|_| random_row(&mut rng)).collect();
             blocks.write_batch(&WriteBatch { logs, ..Default::default() }).await.unwrap();
@@ -869,12 +869,14 @@ mod tests {
         }
         let all = blocks.logs_after(0, 10_000).await.unwrap();
         assert_eq!(all.len(), 1500);
-        assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM logs").fetch_one(&blocks.pool).await.unwrap(), 0);
-        assert!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM log_blocks").fetch_one(&blocks.pool).await.unwrap() > 100);
+        // Most in blocks; a model with few logs in a commit got rows (`BLOCK_MIN_LOGS`).
+        let (in_rows, blocks_n): (i64, i64) =
+            sqlx::query_as("SELECT (SELECT COUNT(*) FROM logs), (SELECT COUNT(*) FROM log_blocks)").fetch_one(&blocks.pool).await.unwrap();
+        assert!(in_rows > 0 && in_rows < 300 && blocks_n > 20, "{in_rows} rows, {blocks_n} blocks");
         {
             let mut conn = rows.pool.acquire().await.unwrap();
-            let pairs: Vec<(i64, LogRow)> = all.iter().map(|l| (l.id, l.row.clone())).collect();
-            crate::store::sqlite::insert_legacy(&mut conn, &pairs).await.unwrap();
+            let pairs: Vec<(i64, &LogRow)> = all.iter().map(|l| (l.id, &l.row)).collect();
+            crate::store::sqlite::insert_rows(&mut conn, &pairs).await.unwrap();
             for l in &all {
                 let text = crate::ingest::search_text([l.row.message.as_deref(), l.row.error_message.as_deref(), None, None]);
                 if let Some(t) = text {
@@ -955,26 +957,31 @@ mod tests {
             .collect();
         {
             let mut conn = store.pool.acquire().await.unwrap();
-            crate::store::sqlite::insert_legacy(&mut conn, &old).await.unwrap();
+            let old: Vec<(i64, &LogRow)> = old.iter().map(|(id, r)| (*id, r)).collect();
+            crate::store::sqlite::insert_rows(&mut conn, &old).await.unwrap();
         }
         let refs: i64 = sqlx::query_scalar("SELECT refs FROM log_metadata").fetch_one(&store.pool).await.unwrap();
         assert_eq!(refs, 6, "the old rows share one metadata object");
-        let new: Vec<LogRow> = (0..4).map(|i| LogRow { metadata: Some(shared.clone()), ..row(103 + i) }).collect();
+        let new: Vec<LogRow> = (0..40).map(|i| LogRow { metadata: Some(shared.clone()), ..row(103 + i % 4) }).collect();
         store.write_batch(&WriteBatch { logs: new, ..Default::default() }).await.unwrap();
+        assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM log_blocks").fetch_one(&store.pool).await.unwrap(), 1);
         let ids: Vec<i64> = store.logs_after(0, 100).await.unwrap().iter().map(|l| l.id).collect();
-        assert_eq!(ids, (1..=10).collect::<Vec<_>>(), "new ids continue after the old rows");
+        assert_eq!(ids, (1..=46).collect::<Vec<_>>(), "new ids continue after the old rows");
         let f = LogFilter { model_id: 1, from: 0, to: 1000, ..Default::default() };
-        let page: Vec<(i64, i64)> = store.search_logs(&f, 5).await.unwrap().iter().map(|l| (l.row.ts, l.id)).collect();
-        assert_eq!(page, vec![(106, 10), (106, 6), (105, 9), (105, 5), (104, 8)]);
+        let page: Vec<(i64, i64)> = store.search_logs(&f, 12).await.unwrap().iter().map(|l| (l.row.ts, l.id)).collect();
+        // The block's logs are in time order: ts 103 got ids 7..=16, …, ts 106 ids 37..=46.
+        let mut want: Vec<(i64, i64)> = (37..=46).rev().map(|id| (106, id)).collect();
+        want.extend([(106, 6), (105, 36)]);
+        assert_eq!(page, want);
         let meta = LogFilter { conds: vec![Cond::Meta("team".into(), Some("a".into()))], ..f.clone() };
-        assert_eq!(store.count_matching(&meta).await.unwrap(), 10);
-        let bars = store.log_histogram(&f, 1000, 7).await.unwrap();
-        assert_eq!((bars[0].scanned, bars[0].n, bars[0].oldest), (7, 7, 103));
+        assert_eq!(store.count_matching(&meta).await.unwrap(), 46);
+        let bars = store.log_histogram(&f, 1000, 12).await.unwrap();
+        assert_eq!((bars[0].scanned, bars[0].n, bars[0].oldest), (12, 12, 105));
         // Deleting across both: the old rows' shared object loses their references and goes.
         let older = LogFilter { to: 105, ..f.clone() };
-        assert_eq!(store.delete_logs(&older).await.unwrap(), 6, "ts 101..=104: four old rows, two new");
+        assert_eq!(store.delete_logs(&older).await.unwrap(), 24, "ts 101..=104: four old rows, twenty new");
         assert_eq!(sqlx::query_scalar::<_, i64>("SELECT refs FROM log_metadata").fetch_one(&store.pool).await.unwrap(), 2);
-        assert_eq!(store.delete_logs(&f).await.unwrap(), 4);
+        assert_eq!(store.delete_logs(&f).await.unwrap(), 22);
         assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM log_metadata").fetch_one(&store.pool).await.unwrap(), 0);
         assert_eq!(store.count_logs(1).await.unwrap(), 0);
     }

@@ -7,7 +7,7 @@
 
 pub mod alerts;
 pub mod filter;
-mod blocks;
+pub mod blocks;
 mod fulltext;
 mod postgres;
 mod sqlite;

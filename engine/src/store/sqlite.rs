@@ -101,12 +101,13 @@ use crate::ingest::payload;
 /// Rows per multi-row INSERT: 23 columns × 400 rows stays well under SQLite's 32766 variables,
 /// and a fixed size lets the prepared statement be reused.
 const LOG_CHUNK: usize = 400;
-/// Columns of a row in `logs`, where logs went before blocks (tests store such rows).
-#[cfg(test)]
+/// Fewer logs of one model in a commit than this are stored as rows of `logs`, more as a block
+/// (`blocks`). Measured: a block of one to five logs costs ~180 B per log, a row ~130 B; from a
+/// few dozen logs on a block costs half a row or less.
+const BLOCK_MIN_LOGS: usize = 32;
 const LOG_INSERT_COLUMNS: &str = "(id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, input_tokens, \
     output_tokens, cached_tokens, cost_usd, feedback, error_type, message, error_message, user_id, session_id, trace_id, \
     span_id, metadata, metadata_ref)";
-#[cfg(test)]
 const LOG_PARAMS: usize = 23;
 
 /// The highest log id ever handed out: the newest stored log (in `logs` or in a block), or a
@@ -156,7 +157,17 @@ impl SqliteStore {
             let mut order: Vec<usize> = (0..b.logs.len()).collect();
             order.sort_by_key(|&i| (b.logs[i].model_id, b.logs[i].ts));
             let rows: Vec<(i64, &LogRow)> = order.iter().enumerate().map(|(k, &i)| (base + 1 + k as i64, &b.logs[i])).collect();
-            super::blocks::insert(&mut *tx, &rows).await?;
+            // A model with few logs in this commit gets rows: a block of a handful of logs
+            // costs more than their rows.
+            let mut singles: Vec<(i64, &LogRow)> = Vec::new();
+            for run in rows.chunk_by(|a, b| a.1.model_id == b.1.model_id) {
+                if run.len() >= BLOCK_MIN_LOGS {
+                    super::blocks::insert(&mut *tx, run).await?;
+                } else {
+                    singles.extend_from_slice(run);
+                }
+            }
+            insert_rows(&mut *tx, &singles).await?;
             let payloads: Vec<(i64, &[u8])> = rows.iter().filter_map(|(id, r)| r.payload.as_deref().map(|p| (*id, p))).collect();
             // Payloads in blocks of neighbouring logs (ids ascend with `payloads`).
             for run in payload::block_runs(&payloads) {
@@ -407,12 +418,10 @@ impl SqliteStore {
     }
 }
 
-/// Stores rows in `logs` as the writer did before blocks (shared metadata included): tests of
-/// databases holding such rows.
-#[cfg(test)]
-pub(crate) async fn insert_legacy(conn: &mut sqlx::SqliteConnection, rows: &[(i64, LogRow)]) -> Result<()> {
-    let logs: Vec<LogRow> = rows.iter().map(|(_, r)| r.clone()).collect();
-    let shared = share_metadata(&mut *conn, &logs).await?;
+/// Stores logs as rows of `logs`, one each (a model with few logs in a commit, where a block
+/// would cost more than rows; `BLOCK_MIN_LOGS`), metadata used three times or more shared.
+pub(crate) async fn insert_rows(conn: &mut sqlx::SqliteConnection, rows: &[(i64, &LogRow)]) -> Result<()> {
+    let shared = share_metadata(&mut *conn, rows).await?;
     for chunk in rows.chunks(LOG_CHUNK) {
         let sql = format!("INSERT INTO logs {LOG_INSERT_COLUMNS} VALUES {}", values_sql(chunk.len(), LOG_PARAMS));
         let mut q = sqlx::query(&sql);
@@ -425,7 +434,6 @@ pub(crate) async fn insert_legacy(conn: &mut sqlx::SqliteConnection, rows: &[(i6
     Ok(())
 }
 
-#[cfg(test)]
 fn bind_log<'q>(
     q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
     id: i64,
@@ -458,15 +466,14 @@ fn bind_log<'q>(
         .bind(metadata_ref)
 }
 
-#[cfg(test)]
 /// Metadata objects that occur at least `SHARE_FROM` times in this batch: counted into
 /// `log_metadata` (added if new) and returned with their ids, for the logs to refer to
 /// instead of holding a copy. Others stay inline, so metadata unique to each log (a request
 /// id) costs no more than before: a shared body is stored twice (row and unique index), which
 /// only pays from three uses on. Read back by `SQLITE_METADATA`; counts lowered by `delete_logs`.
-async fn share_metadata(tx: &mut sqlx::SqliteConnection, logs: &[LogRow]) -> Result<HashMap<String, i64>> {
+async fn share_metadata(tx: &mut sqlx::SqliteConnection, logs: &[(i64, &LogRow)]) -> Result<HashMap<String, i64>> {
     let mut counts: HashMap<&str, i64> = HashMap::new();
-    for m in logs.iter().filter_map(|r| r.metadata.as_deref()) {
+    for m in logs.iter().filter_map(|(_, r)| r.metadata.as_deref()) {
         *counts.entry(m).or_default() += 1;
     }
     let repeated: Vec<(&str, i64)> = counts.into_iter().filter(|(_, n)| *n >= SHARE_FROM).collect();
@@ -486,15 +493,12 @@ async fn share_metadata(tx: &mut sqlx::SqliteConnection, logs: &[LogRow]) -> Res
     Ok(ids)
 }
 
-#[cfg(test)]
 /// Uses of one metadata object within a commit from which it is stored once and shared.
 const SHARE_FROM: i64 = 3;
 
-#[cfg(test)]
 /// Objects per `log_metadata` upsert (2 variables each).
 const METADATA_CHUNK: usize = 500;
 
-#[cfg(test)]
 /// A trace or span id as stored on SQLite: lowercase hex (what OpenTelemetry ids are) as its
 /// bytes, half the size; anything else as the text it is. Reads turn the bytes back into the
 /// same hex (`SQLITE_LOG_COLUMNS`), and an id filter matches either form.
@@ -504,7 +508,6 @@ pub(crate) enum IdValue<'a> {
     Text(&'a str),
 }
 
-#[cfg(test)]
 pub(crate) fn id_value(id: Option<&str>) -> Option<IdValue<'_>> {
     let id = id?;
     Some(match super::filter::is_hex_id(id).then(|| hex::decode(id).ok()).flatten() {
@@ -513,7 +516,6 @@ pub(crate) fn id_value(id: Option<&str>) -> Option<IdValue<'_>> {
     })
 }
 
-#[cfg(test)]
 impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for IdValue<'q> {
     fn encode_by_ref(
         &self,
@@ -526,7 +528,6 @@ impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for IdValue<'q> {
     }
 }
 
-#[cfg(test)]
 impl sqlx::Type<sqlx::Sqlite> for IdValue<'_> {
     fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
         <&str as sqlx::Type<sqlx::Sqlite>>::type_info()
