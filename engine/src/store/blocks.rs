@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
-use super::filter::{Cond, LogFilter, is_hex_id};
+use super::filter::{Cond, LogFilter, RowView, Value, is_hex_id};
 use super::{LogRow, StoredLog};
 use crate::error::{Error, Result};
 
@@ -55,33 +55,16 @@ impl Real {
 
 /// A trace or span id: lowercase hex as its bytes (half the size), anything else as text.
 #[derive(Serialize, Deserialize)]
-enum Id {
-    Hex(Vec<u8>),
-    Text(String),
-}
-
-impl Id {
-    fn of(s: &str) -> Id {
-        if is_hex_id(s)
-            && let Ok(b) = hex::decode(s)
-        {
-            return Id::Hex(b);
-        }
-        Id::Text(s.to_string())
-    }
-
-    fn text(self) -> String {
-        match self {
-            Id::Hex(b) => hex::encode(b),
-            Id::Text(s) => s,
-        }
-    }
+enum Id<'a> {
+    Hex(&'a [u8]),
+    Text(&'a str),
 }
 
 /// The columns of a block, in stored order. Ids and timestamps as differences from the row
 /// before (ids ascend; timestamps mostly ascend, since a commit's rows are sorted by time).
+/// Text is borrowed: from the rows when writing, from the decompressed body when reading.
 #[derive(Serialize, Deserialize, Default)]
-struct Columns {
+struct Columns<'a> {
     id_steps: Vec<u64>,
     ts_steps: Vec<i64>,
     series_id: Vec<i64>,
@@ -95,21 +78,47 @@ struct Columns {
     cached_tokens: Vec<Option<i64>>,
     cost_usd: Vec<Option<Real>>,
     feedback: Vec<Option<i64>>,
-    error_type: Vec<Option<String>>,
-    message: Vec<Option<String>>,
-    error_message: Vec<Option<String>>,
-    user_id: Vec<Option<String>>,
-    session_id: Vec<Option<String>>,
-    trace_id: Vec<Option<Id>>,
-    span_id: Vec<Option<Id>>,
-    metadata: Vec<Option<String>>,
+    #[serde(borrow)]
+    error_type: Vec<Option<&'a str>>,
+    #[serde(borrow)]
+    message: Vec<Option<&'a str>>,
+    #[serde(borrow)]
+    error_message: Vec<Option<&'a str>>,
+    #[serde(borrow)]
+    user_id: Vec<Option<&'a str>>,
+    #[serde(borrow)]
+    session_id: Vec<Option<&'a str>>,
+    #[serde(borrow)]
+    trace_id: Vec<Option<Id<'a>>>,
+    #[serde(borrow)]
+    span_id: Vec<Option<Id<'a>>>,
+    #[serde(borrow)]
+    metadata: Vec<Option<&'a str>>,
 }
 
 /// Encodes rows of one model (ids ascending, all ≥ `first_id`) as a block body.
 pub fn encode(first_id: i64, rows: &[(i64, &LogRow)]) -> Result<Vec<u8>> {
+    // Hex ids decoded into one buffer first, then borrowed from it.
+    let mut bytes = Vec::new();
+    let mut hex_at = |id: Option<&str>| -> Result<Option<(usize, usize)>> {
+        match id {
+            Some(s) if is_hex_id(s) => {
+                let start = bytes.len();
+                bytes.resize(start + s.len() / 2, 0);
+                hex::decode_to_slice(s, &mut bytes[start..]).map_err(|e| Error::Internal(format!("hex id: {e}")))?;
+                Ok(Some((start, bytes.len())))
+            }
+            _ => Ok(None),
+        }
+    };
+    let mut at = Vec::with_capacity(rows.len());
+    for (_, r) in rows {
+        at.push((hex_at(r.trace_id.as_deref())?, hex_at(r.span_id.as_deref())?));
+    }
+    let bytes = bytes;
     let mut c = Columns::default();
     let (mut prev_id, mut prev_ts) = (first_id, 0i64);
-    for (id, r) in rows {
+    for ((id, r), (trace_at, span_at)) in rows.iter().zip(at) {
         let step = id.checked_sub(prev_id).filter(|s| *s >= 0).ok_or_else(|| Error::Internal(format!("log {id} out of order in its block")))?;
         c.id_steps.push(step as u64);
         prev_id = *id;
@@ -126,14 +135,14 @@ pub fn encode(first_id: i64, rows: &[(i64, &LogRow)]) -> Result<Vec<u8>> {
         c.cached_tokens.push(r.cached_tokens);
         c.cost_usd.push(r.cost_usd.map(Real::of));
         c.feedback.push(r.feedback);
-        c.error_type.push(r.error_type.clone());
-        c.message.push(r.message.clone());
-        c.error_message.push(r.error_message.clone());
-        c.user_id.push(r.user_id.clone());
-        c.session_id.push(r.session_id.clone());
-        c.trace_id.push(r.trace_id.as_deref().map(Id::of));
-        c.span_id.push(r.span_id.as_deref().map(Id::of));
-        c.metadata.push(r.metadata.clone());
+        c.error_type.push(r.error_type.as_deref());
+        c.message.push(r.message.as_deref());
+        c.error_message.push(r.error_message.as_deref());
+        c.user_id.push(r.user_id.as_deref());
+        c.session_id.push(r.session_id.as_deref());
+        c.trace_id.push(stored_id(r.trace_id.as_deref(), trace_at, &bytes));
+        c.span_id.push(stored_id(r.span_id.as_deref(), span_at, &bytes));
+        c.metadata.push(r.metadata.as_deref());
     }
     let raw = postcard::to_stdvec(&c).map_err(|e| Error::Internal(format!("log block encoding failed: {e}")))?;
     let mut out = vec![FORMAT];
@@ -141,58 +150,97 @@ pub fn encode(first_id: i64, rows: &[(i64, &LogRow)]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Every row of a block, ids ascending.
-pub fn decode(body: &[u8], first_id: i64, model_id: i64) -> Result<Vec<StoredLog>> {
-    let corrupt = |what: &str| Error::Storage(format!("corrupt log block {first_id}: {what}"));
-    let raw = match body.split_first() {
-        Some((&FORMAT, rest)) => crate::ingest::payload::decompress_bounded(rest, MAX_DECODED_BYTES).map_err(|e| corrupt(&e))?,
-        _ => return Err(corrupt("unknown format")),
-    };
-    let c: Columns = postcard::from_bytes(&raw).map_err(|e| corrupt(&e.to_string()))?;
-    let n = c.id_steps.len();
-    let lens = [
-        c.ts_steps.len(),
-        c.series_id.len(),
-        c.flags.len(),
-        c.level.len(),
-        c.http_status.len(),
-        c.latency_ms.len(),
-        c.ttft_ms.len(),
-        c.input_tokens.len(),
-        c.output_tokens.len(),
-        c.cached_tokens.len(),
-        c.cost_usd.len(),
-        c.feedback.len(),
-        c.error_type.len(),
-        c.message.len(),
-        c.error_message.len(),
-        c.user_id.len(),
-        c.session_id.len(),
-        c.trace_id.len(),
-        c.span_id.len(),
-        c.metadata.len(),
-    ];
-    if lens.iter().any(|l| *l != n) {
-        return Err(corrupt("columns of different lengths"));
+fn stored_id<'a>(text: Option<&'a str>, at: Option<(usize, usize)>, bytes: &'a [u8]) -> Option<Id<'a>> {
+    match (text, at) {
+        (None, _) => None,
+        (Some(_), Some((a, b))) => Some(Id::Hex(&bytes[a..b])),
+        (Some(t), None) => Some(Id::Text(t)),
     }
-    let mut out = Vec::with_capacity(n);
-    let (mut id, mut ts) = (first_id, 0i64);
-    let mut error_type = c.error_type.into_iter();
-    let mut message = c.message.into_iter();
-    let mut error_message = c.error_message.into_iter();
-    let mut user_id = c.user_id.into_iter();
-    let mut session_id = c.session_id.into_iter();
-    let mut trace_id = c.trace_id.into_iter();
-    let mut span_id = c.span_id.into_iter();
-    let mut metadata = c.metadata.into_iter();
-    for i in 0..n {
-        id = id.checked_add(c.id_steps[i] as i64).ok_or_else(|| corrupt("id overflow"))?;
-        ts = ts.wrapping_add(c.ts_steps[i]);
-        out.push(StoredLog {
-            id,
+}
+
+/// A decoded block, read in place: text points into the decompressed body.
+struct BlockView<'a> {
+    c: Columns<'a>,
+    ids: Vec<i64>,
+    ts: Vec<i64>,
+    model_id: i64,
+}
+
+/// The decompressed bytes of a block body.
+fn raw(body: &[u8], first_id: i64) -> Result<Vec<u8>> {
+    match body.split_first() {
+        Some((&FORMAT, rest)) => crate::ingest::payload::decompress_bounded(rest, MAX_DECODED_BYTES).map_err(|e| corrupt(first_id, &e)),
+        _ => Err(corrupt(first_id, "unknown format")),
+    }
+}
+
+fn corrupt(first_id: i64, what: &str) -> Error {
+    Error::Storage(format!("corrupt log block {first_id}: {what}"))
+}
+
+impl<'a> BlockView<'a> {
+    fn open(raw: &'a [u8], first_id: i64, model_id: i64) -> Result<BlockView<'a>> {
+        let c: Columns<'a> = postcard::from_bytes(raw).map_err(|e| corrupt(first_id, &e.to_string()))?;
+        let n = c.id_steps.len();
+        let lens = [
+            c.ts_steps.len(),
+            c.series_id.len(),
+            c.flags.len(),
+            c.level.len(),
+            c.http_status.len(),
+            c.latency_ms.len(),
+            c.ttft_ms.len(),
+            c.input_tokens.len(),
+            c.output_tokens.len(),
+            c.cached_tokens.len(),
+            c.cost_usd.len(),
+            c.feedback.len(),
+            c.error_type.len(),
+            c.message.len(),
+            c.error_message.len(),
+            c.user_id.len(),
+            c.session_id.len(),
+            c.trace_id.len(),
+            c.span_id.len(),
+            c.metadata.len(),
+        ];
+        if lens.iter().any(|l| *l != n) {
+            return Err(corrupt(first_id, "columns of different lengths"));
+        }
+        let (mut ids, mut ts) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut id, mut t) = (first_id, 0i64);
+        for i in 0..n {
+            id = i64::try_from(c.id_steps[i]).ok().and_then(|s| id.checked_add(s)).ok_or_else(|| corrupt(first_id, "id overflow"))?;
+            t = t.wrapping_add(c.ts_steps[i]);
+            ids.push(id);
+            ts.push(t);
+        }
+        Ok(BlockView { c, ids, ts, model_id })
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn row(&self, i: usize) -> BlockRow<'_, 'a> {
+        BlockRow { v: self, i }
+    }
+
+    /// Row `i` as an owned log.
+    fn stored(&self, i: usize) -> StoredLog {
+        let c = &self.c;
+        let text = |v: &Option<&str>| v.map(str::to_string);
+        let id_text = |v: &Option<Id<'_>>| {
+            v.as_ref().map(|id| match id {
+                Id::Hex(b) => hex::encode(b),
+                Id::Text(t) => t.to_string(),
+            })
+        };
+        StoredLog {
+            id: self.ids[i],
             row: LogRow {
-                ts,
-                model_id,
+                ts: self.ts[i],
+                model_id: self.model_id,
                 series_id: c.series_id[i],
                 flags: c.flags[i],
                 level: c.level[i],
@@ -204,20 +252,93 @@ pub fn decode(body: &[u8], first_id: i64, model_id: i64) -> Result<Vec<StoredLog
                 cached_tokens: c.cached_tokens[i],
                 cost_usd: c.cost_usd[i].as_ref().map(Real::value),
                 feedback: c.feedback[i],
-                error_type: error_type.next().flatten(),
-                message: message.next().flatten(),
-                error_message: error_message.next().flatten(),
-                user_id: user_id.next().flatten(),
-                session_id: session_id.next().flatten(),
-                trace_id: trace_id.next().flatten().map(Id::text),
-                span_id: span_id.next().flatten().map(Id::text),
-                metadata: metadata.next().flatten(),
+                error_type: text(&c.error_type[i]),
+                message: text(&c.message[i]),
+                error_message: text(&c.error_message[i]),
+                user_id: text(&c.user_id[i]),
+                session_id: text(&c.session_id[i]),
+                trace_id: id_text(&c.trace_id[i]),
+                span_id: id_text(&c.span_id[i]),
+                metadata: text(&c.metadata[i]),
                 payload: None,
                 search_text: None,
             },
-        });
+        }
     }
-    Ok(out)
+}
+
+/// One row of a `BlockView`, for `LogFilter::matches`.
+struct BlockRow<'v, 'a> {
+    v: &'v BlockView<'a>,
+    i: usize,
+}
+
+impl RowView for BlockRow<'_, '_> {
+    fn id(&self) -> i64 {
+        self.v.ids[self.i]
+    }
+    fn ts(&self) -> i64 {
+        self.v.ts[self.i]
+    }
+    fn model_id(&self) -> i64 {
+        self.v.model_id
+    }
+    fn series_id(&self) -> i64 {
+        self.v.c.series_id[self.i]
+    }
+    fn flags(&self) -> i64 {
+        self.v.c.flags[self.i]
+    }
+    fn level(&self) -> i64 {
+        self.v.c.level[self.i]
+    }
+    fn http_status(&self) -> Option<i64> {
+        self.v.c.http_status[self.i]
+    }
+    fn latency_ms(&self) -> Option<f64> {
+        self.v.c.latency_ms[self.i].as_ref().map(Real::value)
+    }
+    fn ttft_ms(&self) -> Option<f64> {
+        self.v.c.ttft_ms[self.i].as_ref().map(Real::value)
+    }
+    fn input_tokens(&self) -> Option<i64> {
+        self.v.c.input_tokens[self.i]
+    }
+    fn output_tokens(&self) -> Option<i64> {
+        self.v.c.output_tokens[self.i]
+    }
+    fn cost_usd(&self) -> Option<f64> {
+        self.v.c.cost_usd[self.i].as_ref().map(Real::value)
+    }
+    fn feedback(&self) -> Option<i64> {
+        self.v.c.feedback[self.i]
+    }
+    fn error_type(&self) -> Option<&str> {
+        self.v.c.error_type[self.i]
+    }
+    fn user_id(&self) -> Option<&str> {
+        self.v.c.user_id[self.i]
+    }
+    fn session_id(&self) -> Option<&str> {
+        self.v.c.session_id[self.i]
+    }
+    fn trace_id(&self) -> Value<'_> {
+        match &self.v.c.trace_id[self.i] {
+            None => Value::Null,
+            Some(Id::Hex(b)) => Value::Hex(b),
+            Some(Id::Text(t)) => Value::Text(t),
+        }
+    }
+    fn metadata(&self) -> Option<&str> {
+        self.v.c.metadata[self.i]
+    }
+}
+
+/// Every row of a block, ids ascending.
+pub fn decode(body: &[u8], first_id: i64, model_id: i64) -> Result<Vec<StoredLog>> {
+    let raw = raw(body, first_id)?;
+    let v = BlockView::open(&raw, first_id, model_id)?;
+    Ok((0..v.len()).map(|i| v.stored(i)).collect())
 }
 
 // ----- reading ---------------------------------------------------------------------------------------
@@ -295,10 +416,10 @@ impl Matcher {
         Ok(())
     }
 
-    /// Makes metadata answers available for these rows.
-    async fn load_meta(&mut self, conn: &mut SqliteConnection, rows: &[StoredLog]) -> Result<()> {
+    /// Makes metadata answers available for these metadata objects.
+    async fn load_meta(&mut self, conn: &mut SqliteConnection, objects: &[&str]) -> Result<()> {
         for (_, key, value, answers) in &mut self.meta {
-            let mut new: Vec<&str> = rows.iter().filter_map(|r| r.row.metadata.as_deref()).filter(|m| !answers.contains_key(*m)).collect();
+            let mut new: Vec<&str> = objects.iter().copied().filter(|m| !answers.contains_key(*m)).collect();
             new.sort_unstable();
             new.dedup();
             if new.is_empty() {
@@ -329,22 +450,50 @@ impl Matcher {
         self.meta.iter().find(|m| m.0 == i).and_then(|m| m.3.get(metadata).copied()).unwrap_or(false)
     }
 
-    /// The rows of a block within the filter's range, each with whether it matches.
-    async fn rows(&mut self, conn: &mut SqliteConnection, f: &LogFilter, m: &BlockMeta) -> Result<Vec<(StoredLog, bool)>> {
-        let rows: Vec<StoredLog> = body(conn, m).await?.into_iter().filter(|r| f.in_range(r)).collect();
+    /// A block's logs within the filter's range, evaluated in place: what `want` asks for.
+    async fn visit(&mut self, conn: &mut SqliteConnection, f: &LogFilter, m: &BlockMeta, want: Want) -> Result<Found> {
+        let mut found = Found::default();
+        // Gone when a deletion emptied it since it was listed: its logs are deleted.
+        let body: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM log_blocks WHERE first_id = ?").bind(m.first_id).fetch_optional(&mut *conn).await?;
+        let Some(body) = body else { return Ok(found) };
+        let raw = raw(&body, m.first_id)?;
+        let v = BlockView::open(&raw, m.first_id, m.model_id)?;
+        let rows: Vec<usize> = (0..v.len()).filter(|&i| f.in_range(&v.row(i))).collect();
         if rows.is_empty() {
-            return Ok(Vec::new());
+            return Ok(found);
         }
         self.load_text(conn, m.first_id, m.last_id).await?;
-        self.load_meta(conn, &rows).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let hit = f.matches(&r, |i, id| self.text_hit(i, id), |i, md| self.meta_hit(i, md));
-                (r, hit)
-            })
-            .collect())
+        if !self.meta.is_empty() {
+            let objects: Vec<&str> = rows.iter().filter_map(|&i| v.c.metadata[i]).collect();
+            self.load_meta(conn, &objects).await?;
+        }
+        let this = &*self;
+        let hit = |i: usize| f.matches(&v.row(i), |c, id| this.text_hit(c, id), |c, md| this.meta_hit(c, md));
+        match want {
+            Want::Logs => found.logs = rows.into_iter().filter(|&i| hit(i)).map(|i| v.stored(i)).collect(),
+            Want::Marks => found.marks = rows.into_iter().map(|i| (v.ts[i], v.ids[i], v.c.flags[i], hit(i))).collect(),
+            Want::Ids => found.ids = rows.into_iter().filter(|&i| hit(i)).map(|i| v.ids[i]).collect(),
+        }
+        Ok(found)
     }
+}
+
+/// What `Matcher::visit` returns of a block's matching logs.
+#[derive(Clone, Copy)]
+enum Want {
+    /// The matching logs.
+    Logs,
+    /// (ts, id, flags, matches) of every log in the range.
+    Marks,
+    /// The ids of the matching logs.
+    Ids,
+}
+
+#[derive(Default)]
+struct Found {
+    logs: Vec<StoredLog>,
+    marks: Vec<(i64, i64, i64, bool)>,
+    ids: Vec<i64>,
 }
 
 /// The blocks of a filter's model whose time span meets its range, newest (by their newest
@@ -395,8 +544,8 @@ impl<'f> Scan<'f> {
         }
     }
 
-    async fn rows(&mut self, conn: &mut SqliteConnection, m: &BlockMeta) -> Result<Vec<(StoredLog, bool)>> {
-        self.matcher.rows(conn, self.f, m).await
+    async fn visit(&mut self, conn: &mut SqliteConnection, m: &BlockMeta, want: Want) -> Result<Found> {
+        self.matcher.visit(conn, self.f, m, want).await
     }
 }
 
@@ -415,7 +564,7 @@ pub(crate) async fn search(conn: &mut SqliteConnection, f: &LogFilter, limit: i6
         if rows.len() >= limit && rows.last().is_none_or(|w| m.max_ts < w.row.ts) {
             break;
         }
-        rows.extend(scan.rows(conn, &m).await?.into_iter().filter(|(_, hit)| *hit).map(|(r, _)| r));
+        rows.extend(scan.visit(conn, &m, Want::Logs).await?.logs);
         rows.sort_by(newest_first);
         rows.truncate(limit);
     }
@@ -441,9 +590,7 @@ pub(crate) async fn histogram(
         if threshold.is_some_and(|t| m.max_ts < t) {
             break;
         }
-        for (r, hit) in scan.rows(conn, &m).await? {
-            seen.push((r.row.ts, r.id, r.row.flags, hit));
-        }
+        seen.extend(scan.visit(conn, &m, Want::Marks).await?.marks);
         if threshold.is_none() && seen.len() >= cap && cap > 0 {
             let mut ts: Vec<i64> = seen.iter().map(|s| s.0).collect();
             let (_, nth, _) = ts.select_nth_unstable_by(cap - 1, |a, b| b.cmp(a));
@@ -478,7 +625,7 @@ pub(crate) async fn count(conn: &mut SqliteConnection, f: &LogFilter) -> Result<
             n += m.count;
             continue;
         }
-        n += scan.rows(conn, &m).await?.iter().filter(|(_, hit)| *hit).count() as i64;
+        n += scan.visit(conn, &m, Want::Ids).await?.ids.len() as i64;
     }
     Ok(n)
 }
@@ -518,7 +665,7 @@ pub(crate) async fn tail(conn: &mut SqliteConnection, f: &LogFilter, after: i64,
             if rows.iter().filter(|r| r.id > m.last_id).count() >= limit {
                 break 'pages;
             }
-            rows.extend(matcher.rows(conn, f, m).await?.into_iter().filter(|(r, hit)| *hit && r.id > after).map(|(r, _)| r));
+            rows.extend(matcher.visit(conn, f, m, Want::Logs).await?.logs.into_iter().filter(|r| r.id > after));
         }
         match metas.last() {
             Some(m) if metas.len() as i64 == PAGE => page_after = Some(m.first_id),
@@ -607,15 +754,15 @@ async fn write_block(conn: &mut SqliteConnection, rows: &[(i64, &LogRow)], first
 /// dropped when nothing is left. Returns how many were deleted.
 pub(crate) async fn delete(conn: &mut SqliteConnection, f: &LogFilter) -> Result<u64> {
     let mut scan = Scan::new(f);
-    let mut affected: Vec<(BlockMeta, Vec<StoredLog>, Vec<i64>)> = Vec::new();
+    let mut affected: Vec<(BlockMeta, Vec<i64>)> = Vec::new();
     while let Some(m) = scan.next(conn).await? {
-        let doomed: Vec<i64> = scan.rows(conn, &m).await?.into_iter().filter(|(_, hit)| *hit).map(|(r, _)| r.id).collect();
+        let doomed = scan.visit(conn, &m, Want::Ids).await?.ids;
         if !doomed.is_empty() {
-            affected.push((m, Vec::new(), doomed));
+            affected.push((m, doomed));
         }
     }
     let mut n = 0u64;
-    for (m, _, doomed) in &mut affected {
+    for (m, doomed) in &affected {
         let gone: HashSet<i64> = doomed.iter().copied().collect();
         let kept: Vec<StoredLog> = body(conn, m).await?.into_iter().filter(|r| !gone.contains(&r.id)).collect();
         for chunk in doomed.chunks(500) {

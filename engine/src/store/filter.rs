@@ -259,6 +259,87 @@ pub(crate) fn sqlite_meta_sql(key: &str, value: Option<&str>, m: &str, p: &mut i
     }
 }
 
+/// A stored log as `LogFilter::matches` reads it: a `StoredLog`, or a row of a decoded block
+/// read in place (`store::blocks`).
+pub(crate) trait RowView {
+    fn id(&self) -> i64;
+    fn ts(&self) -> i64;
+    fn model_id(&self) -> i64;
+    fn series_id(&self) -> i64;
+    fn flags(&self) -> i64;
+    fn level(&self) -> i64;
+    fn http_status(&self) -> Option<i64>;
+    fn latency_ms(&self) -> Option<f64>;
+    fn ttft_ms(&self) -> Option<f64>;
+    fn input_tokens(&self) -> Option<i64>;
+    fn output_tokens(&self) -> Option<i64>;
+    fn cost_usd(&self) -> Option<f64>;
+    fn feedback(&self) -> Option<i64>;
+    fn error_type(&self) -> Option<&str>;
+    fn user_id(&self) -> Option<&str>;
+    fn session_id(&self) -> Option<&str>;
+    /// The trace id as stored: text, or the bytes of a lowercase hex id.
+    fn trace_id(&self) -> Value<'_>;
+    fn metadata(&self) -> Option<&str>;
+}
+
+impl RowView for super::StoredLog {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn ts(&self) -> i64 {
+        self.row.ts
+    }
+    fn model_id(&self) -> i64 {
+        self.row.model_id
+    }
+    fn series_id(&self) -> i64 {
+        self.row.series_id
+    }
+    fn flags(&self) -> i64 {
+        self.row.flags
+    }
+    fn level(&self) -> i64 {
+        self.row.level
+    }
+    fn http_status(&self) -> Option<i64> {
+        self.row.http_status
+    }
+    fn latency_ms(&self) -> Option<f64> {
+        self.row.latency_ms
+    }
+    fn ttft_ms(&self) -> Option<f64> {
+        self.row.ttft_ms
+    }
+    fn input_tokens(&self) -> Option<i64> {
+        self.row.input_tokens
+    }
+    fn output_tokens(&self) -> Option<i64> {
+        self.row.output_tokens
+    }
+    fn cost_usd(&self) -> Option<f64> {
+        self.row.cost_usd
+    }
+    fn feedback(&self) -> Option<i64> {
+        self.row.feedback
+    }
+    fn error_type(&self) -> Option<&str> {
+        self.row.error_type.as_deref()
+    }
+    fn user_id(&self) -> Option<&str> {
+        self.row.user_id.as_deref()
+    }
+    fn session_id(&self) -> Option<&str> {
+        self.row.session_id.as_deref()
+    }
+    fn trace_id(&self) -> Value<'_> {
+        self.row.trace_id.as_deref().map_or(Value::Null, Value::Text)
+    }
+    fn metadata(&self) -> Option<&str> {
+        self.row.metadata.as_deref()
+    }
+}
+
 impl LogFilter {
     /// The range's upper end: `to`, or lower with a cursor (see `build`).
     pub(crate) fn upper(&self) -> i64 {
@@ -269,12 +350,9 @@ impl LogFilter {
     }
 
     /// The range part of the clause over a row: model, time and cursor.
-    pub(crate) fn in_range(&self, log: &super::StoredLog) -> bool {
-        let r = &log.row;
-        r.model_id == self.model_id
-            && r.ts >= self.from
-            && r.ts < self.upper()
-            && self.before.is_none_or(|(ts, id)| r.ts < ts || log.id < id)
+    pub(crate) fn in_range(&self, r: &impl RowView) -> bool {
+        let ts = r.ts();
+        r.model_id() == self.model_id && ts >= self.from && ts < self.upper() && self.before.is_none_or(|(b, id)| ts < b || r.id() < id)
     }
 
     /// The filters of the clause over a row, as SQLite evaluates `build`'s SQL. Conditions that
@@ -282,15 +360,14 @@ impl LogFilter {
     /// `Cond::Text` at index `i` of `conds` holds for the log, `meta(i, json)` whether the
     /// `Cond::Meta` at `i` holds for a log with this metadata (logs without any are decided
     /// here).
-    pub(crate) fn matches(&self, log: &super::StoredLog, text: impl Fn(usize, i64) -> bool, meta: impl Fn(usize, &str) -> bool) -> bool {
-        let r = &log.row;
+    pub(crate) fn matches(&self, r: &impl RowView, text: impl Fn(usize, i64) -> bool, meta: impl Fn(usize, &str) -> bool) -> bool {
         if let Some(series) = &self.series
-            && !series.contains(&r.series_id)
+            && !series.contains(&r.series_id())
         {
             return false;
         }
         self.conds.iter().enumerate().all(|(i, c)| match c {
-            Cond::Flag(bit, set) => ((r.flags & bit) != 0) == *set,
+            Cond::Flag(bit, set) => ((r.flags() & bit) != 0) == *set,
             Cond::Eq(col, v) => match (col.value(r), v) {
                 (Value::Null, _) => false,
                 (Value::Int(a), Bind::Int(b)) => a == *b,
@@ -300,55 +377,63 @@ impl LogFilter {
                 (Value::Text(a), Bind::Text(b)) => a == b,
                 // Text affinity: the number compares as its text.
                 (Value::Text(a), Bind::Int(b)) => a == b.to_string(),
-                (Value::Text(_), Bind::Real(_)) => false,
+                (Value::Hex(a), Bind::Text(b)) => is_hex_of(a, b),
+                (Value::Hex(a), Bind::Int(b)) => is_hex_of(a, &b.to_string()),
+                (Value::Text(_) | Value::Hex(_), Bind::Real(_)) => false,
             },
             Cond::IsNull(col) => matches!(col.value(r), Value::Null),
             Cond::Between(expr, min, max) => match expr.value(r) {
                 None => false,
                 Some(v) => min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m),
             },
-            Cond::Meta(_, value) => match &r.metadata {
+            Cond::Meta(_, value) => match r.metadata() {
                 None => value.is_none(),
                 Some(m) => meta(i, m),
             },
-            Cond::Text(_) => text(i, log.id),
+            Cond::Text(_) => text(i, r.id()),
         })
     }
 }
 
+/// Whether `text` is `bytes` written as lowercase hex.
+fn is_hex_of(bytes: &[u8], text: &str) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    text.len() == bytes.len() * 2
+        && bytes.iter().zip(text.as_bytes().chunks(2)).all(|(b, t)| t[0] == DIGITS[(b >> 4) as usize] && t[1] == DIGITS[(b & 15) as usize])
+}
+
 /// A column's value in a row, for `matches`.
-enum Value<'a> {
+pub(crate) enum Value<'a> {
     Null,
     Int(i64),
     Text(&'a str),
+    /// A lowercase hex id, as its bytes.
+    Hex(&'a [u8]),
 }
 
 impl Column {
-    fn value(self, r: &super::LogRow) -> Value<'_> {
-        fn text(v: &Option<String>) -> Option<Value<'_>> {
-            v.as_deref().map(Value::Text)
-        }
+    fn value(self, r: &impl RowView) -> Value<'_> {
         let v = match self {
-            Column::Level => Some(Value::Int(r.level)),
-            Column::HttpStatus => r.http_status.map(Value::Int),
-            Column::Feedback => r.feedback.map(Value::Int),
-            Column::ErrorType => text(&r.error_type),
-            Column::UserId => text(&r.user_id),
-            Column::SessionId => text(&r.session_id),
-            Column::TraceId => text(&r.trace_id),
+            Column::Level => Some(Value::Int(r.level())),
+            Column::HttpStatus => r.http_status().map(Value::Int),
+            Column::Feedback => r.feedback().map(Value::Int),
+            Column::ErrorType => r.error_type().map(Value::Text),
+            Column::UserId => r.user_id().map(Value::Text),
+            Column::SessionId => r.session_id().map(Value::Text),
+            Column::TraceId => return r.trace_id(),
         };
         v.unwrap_or(Value::Null)
     }
 }
 
 impl Numeric {
-    fn value(self, r: &super::LogRow) -> Option<f64> {
+    fn value(self, r: &impl RowView) -> Option<f64> {
         match self {
-            Numeric::LatencyMs => r.latency_ms,
-            Numeric::TtftMs => r.ttft_ms,
-            Numeric::CostUsd => r.cost_usd,
-            Numeric::HttpStatus => r.http_status.map(|v| v as f64),
-            Numeric::Tokens => match (r.input_tokens, r.output_tokens) {
+            Numeric::LatencyMs => r.latency_ms(),
+            Numeric::TtftMs => r.ttft_ms(),
+            Numeric::CostUsd => r.cost_usd(),
+            Numeric::HttpStatus => r.http_status().map(|v| v as f64),
+            Numeric::Tokens => match (r.input_tokens(), r.output_tokens()) {
                 (None, None) => None,
                 (a, b) => Some((a.unwrap_or(0) as i128 + b.unwrap_or(0) as i128) as f64),
             },
