@@ -373,7 +373,7 @@ async fn body(conn: &mut SqliteConnection, m: &BlockMeta) -> Result<Vec<StoredLo
 /// distinct metadata object is evaluated once, by the same SQL as on rows).
 pub(crate) struct Matcher {
     /// (condition index, FTS5 query, ids that match within `spans`).
-    text: Vec<(usize, String, HashSet<i64>)>,
+    text: Vec<(usize, String, std::collections::BTreeSet<i64>)>,
     spans: Vec<(i64, i64)>,
     /// (condition index, key, value, answers by metadata text).
     meta: Vec<(usize, String, Option<String>, HashMap<String, bool>)>,
@@ -384,7 +384,7 @@ impl Matcher {
         let mut m = Matcher { text: Vec::new(), spans: Vec::new(), meta: Vec::new() };
         for (i, c) in f.conds.iter().enumerate() {
             match c {
-                Cond::Text(phrases) => m.text.push((i, super::filter::quoted(phrases), HashSet::new())),
+                Cond::Text(phrases) => m.text.push((i, super::filter::quoted(phrases), Default::default())),
                 Cond::Meta(k, v) => m.meta.push((i, k.clone(), v.clone(), HashMap::new())),
                 _ => {}
             }
@@ -453,6 +453,12 @@ impl Matcher {
     /// A block's logs within the filter's range, evaluated in place: what `want` asks for.
     async fn visit(&mut self, conn: &mut SqliteConnection, f: &LogFilter, m: &BlockMeta, want: Want) -> Result<Found> {
         let mut found = Found::default();
+        self.load_text(conn, m.first_id, m.last_id).await?;
+        // No full-text hit in the block's ids: nothing in it can match, so only a histogram
+        // (which counts every log of the range) has to read it.
+        if !matches!(want, Want::Marks) && self.text.iter().any(|(_, _, ids)| ids.range(m.first_id..=m.last_id).next().is_none()) {
+            return Ok(found);
+        }
         // Gone when a deletion emptied it since it was listed: its logs are deleted.
         let body: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM log_blocks WHERE first_id = ?").bind(m.first_id).fetch_optional(&mut *conn).await?;
         let Some(body) = body else { return Ok(found) };
@@ -462,7 +468,6 @@ impl Matcher {
         if rows.is_empty() {
             return Ok(found);
         }
-        self.load_text(conn, m.first_id, m.last_id).await?;
         if !self.meta.is_empty() {
             let objects: Vec<&str> = rows.iter().filter_map(|&i| v.c.metadata[i]).collect();
             self.load_meta(conn, &objects).await?;
