@@ -108,6 +108,7 @@ fn parse(c: &mut Criterion) {
     let pairs: Vec<(i64, &engine::store::LogRow)> = rows.iter().enumerate().map(|(i, r)| (i as i64 + 1, r)).collect();
     g.bench_function("log_block_encode_1000_records", |b| b.iter(|| std::hint::black_box(engine::store::blocks::encode(1, &pairs).unwrap())));
     let body = engine::store::blocks::encode(1, &pairs).unwrap();
+    eprintln!("log block of {} records: {} bytes, {:.1} B per record", rows.len(), body.len(), body.len() as f64 / rows.len() as f64);
     g.bench_function("log_block_decode_1000_records", |b| b.iter(|| std::hint::black_box(engine::store::blocks::decode(&body, 1, 1).unwrap())));
     g.finish();
 }

@@ -1,7 +1,7 @@
 //! Log explorer query cost at 1M and 100M raw logs (20 models, 30 days), on SQLite.
 //!
 //! Run: `cargo bench -p engine --bench logsearch`. The first run builds the fixtures under
-//! `target/bench-fixtures/` (raw log rows, written hour by hour for all models through
+//! `target/bench-fixtures/` (raw logs, written hour by hour for all models through
 //! `Store::write_batch`, so ids interleave models as live ingest does; errors and 1 in 1000
 //! logs carry text for the full-text index); later runs reuse them.
 //! `MODELWATCH_BENCH_LOGS=1000000` builds and measures only the small one.
@@ -117,8 +117,8 @@ fn queries(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let op = Principal::operator();
     for logs in sizes() {
-        // v2: with the full-text index.
-        let engine = rt.block_on(cached("logs-v2", logs, |path, n| async move { build(&path, n).await }));
+        // v2: with the full-text index; v3: logs in blocks (SQLite's storage since 2026-12-02).
+        let engine = rt.block_on(cached("logs-v3", logs, |path, n| async move { build(&path, n).await }));
         let label = if logs >= 1_000_000 { format!("{}M_logs", logs / 1_000_000) } else { format!("{logs}_logs") };
         let mut g = c.benchmark_group(format!("logsearch_{label}"));
         g.sample_size(20);

@@ -22,8 +22,18 @@ use crate::error::{Error, Result};
 const FORMAT: u8 = 1;
 /// zstd level: blocks are written once per commit by the ingest writer.
 const LEVEL: i32 = 3;
-/// A corrupt or hostile body must not take the server's memory with it.
-const MAX_DECODED_BYTES: usize = 256 * 1024 * 1024;
+/// A corrupt body must not take the server's memory with it: well above what the limits
+/// below let a writer produce (`MAX_BLOCK_TEXT` of text plus ~100 B a log).
+const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+/// Most logs in one block.
+pub(crate) const MAX_BLOCK_LOGS: usize = 4096;
+/// Text (messages, ids, metadata) after which a block is cut, so that reading one log or a
+/// few never decompresses much more than this.
+const MAX_BLOCK_TEXT: usize = 8 * 1024 * 1024;
+/// Widest time span of one block's logs. A range read walks the blocks whose newest log is
+/// at most this far past the range's end, so a page deep in the past does not walk every
+/// newer block. A commit of logs spread wider (a backfill) gets several blocks.
+pub(crate) const MAX_BLOCK_SPAN_MS: i64 = 5 * 60 * 1000;
 
 /// A float as stored: `Scaled(k, n)` is exactly `n / 10^k`, else the value's bits.
 #[derive(Serialize, Deserialize)]
@@ -514,7 +524,9 @@ struct Scan<'f> {
 
 impl<'f> Scan<'f> {
     fn new(f: &'f LogFilter) -> Scan<'f> {
-        Scan { f, last: (i64::MAX, i64::MAX), page: Vec::new().into_iter(), done: false, matcher: Matcher::new(f) }
+        // No block whose span meets the range ends later than this (`MAX_BLOCK_SPAN_MS`).
+        let start = f.upper().saturating_add(MAX_BLOCK_SPAN_MS);
+        Scan { f, last: (start, i64::MAX), page: Vec::new().into_iter(), done: false, matcher: Matcher::new(f) }
     }
 
     async fn next(&mut self, conn: &mut SqliteConnection) -> Result<Option<BlockMeta>> {
@@ -645,7 +657,9 @@ async fn blocks_above(conn: &mut SqliteConnection, after: i64, model: Option<i64
         (Some(_), false) => "AND first_id > ?3",
         (None, _) => "AND ?3 IS NULL",
     };
-    let model_cond = if model.is_some() { "AND model_id = ?2" } else { "AND ?2 IS NULL" };
+    // `+model_id`: the primary-key range holds only the newest blocks; the model's index would
+    // read all of its blocks.
+    let model_cond = if model.is_some() { "AND +model_id = ?2" } else { "AND ?2 IS NULL" };
     Ok(sqlx::query_as(&format!(
         "SELECT {META} FROM log_blocks WHERE first_id >= COALESCE((SELECT MAX(first_id) FROM log_blocks WHERE first_id <= ?1), 0) \
          AND last_id > ?1 {model_cond} {cursor} ORDER BY first_id {order} LIMIT {PAGE}"
@@ -723,13 +737,50 @@ pub(crate) async fn count_model(conn: &mut SqliteConnection, model_id: i64) -> R
 
 // ----- writing and deleting ------------------------------------------------------------------------
 
-/// Stores rows as blocks, one per run of the same model (`rows` in id order; a commit sorts its
-/// logs by model first, so each model gets one block).
+/// Cuts a commit's logs (in id order, sorted by model and then time) into the runs that become
+/// blocks: one model each, at most `MAX_BLOCK_LOGS` logs, `MAX_BLOCK_TEXT` of text and
+/// `MAX_BLOCK_SPAN_MS` of time.
+pub(crate) fn block_runs<'r, 'a>(rows: &'r [(i64, &'a LogRow)]) -> Vec<&'r [(i64, &'a LogRow)]> {
+    let text = |r: &LogRow| {
+        [&r.error_type, &r.message, &r.error_message, &r.user_id, &r.session_id, &r.trace_id, &r.span_id, &r.metadata]
+            .iter()
+            .map(|v| v.as_ref().map_or(0, String::len))
+            .sum::<usize>()
+    };
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, r)) in rows.iter().enumerate() {
+        let first = rows[start].1;
+        let (min_ts, max_ts) = (first.ts.min(r.ts), first.ts.max(r.ts));
+        if i > start
+            && (r.model_id != first.model_id
+                || i - start >= MAX_BLOCK_LOGS
+                || bytes + text(r) > MAX_BLOCK_TEXT
+                || max_ts.saturating_sub(min_ts) > MAX_BLOCK_SPAN_MS)
+        {
+            runs.push(&rows[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += text(r);
+    }
+    if start < rows.len() {
+        runs.push(&rows[start..]);
+    }
+    runs
+}
+
+/// Stores logs as blocks (`rows` in id order, sorted by model and then time; see `block_runs`).
+#[cfg(test)]
 pub(crate) async fn insert(conn: &mut SqliteConnection, rows: &[(i64, &LogRow)]) -> Result<()> {
-    for run in rows.chunk_by(|a, b| a.1.model_id == b.1.model_id) {
-        write_block(conn, run, run[0].0, run[run.len() - 1].0, false).await?;
+    for run in block_runs(rows) {
+        insert_run(conn, run).await?;
     }
     Ok(())
+}
+
+/// Stores one run of `block_runs` as a block.
+pub(crate) async fn insert_run(conn: &mut SqliteConnection, run: &[(i64, &LogRow)]) -> Result<()> {
+    write_block(conn, run, run[0].0, run[run.len() - 1].0, false).await
 }
 
 async fn write_block(conn: &mut SqliteConnection, rows: &[(i64, &LogRow)], first_id: i64, last_id: i64, replace: bool) -> Result<()> {
@@ -1136,5 +1187,57 @@ mod tests {
         assert_eq!(store.delete_logs(&f).await.unwrap(), 22);
         assert_eq!(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM log_metadata").fetch_one(&store.pool).await.unwrap(), 0);
         assert_eq!(store.count_logs(1).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn commits_are_cut_into_bounded_blocks() {
+        // Model 1: 9,000 logs 1 s apart; model 2: 1,000 logs of 10 KB in the same second.
+        let rows: Vec<LogRow> = (0..10_000)
+            .map(|i| if i < 9_000 { row(i * 1_000) } else { LogRow { model_id: 2, message: Some("x".repeat(10_000)), ..row(0) } })
+            .collect();
+        let pairs: Vec<(i64, &LogRow)> = rows.iter().enumerate().map(|(i, r)| (i as i64 + 1, r)).collect();
+        let runs = block_runs(&pairs);
+        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), rows.len());
+        for run in &runs {
+            assert!(run.iter().all(|(_, r)| r.model_id == run[0].1.model_id), "one model per block");
+            assert!(run.len() <= MAX_BLOCK_LOGS);
+            assert!(run[run.len() - 1].1.ts - run[0].1.ts <= MAX_BLOCK_SPAN_MS);
+            assert!(run.iter().map(|(_, r)| r.message.as_ref().map_or(0, String::len)).sum::<usize>() <= MAX_BLOCK_TEXT);
+        }
+        let sizes = |model: i64| runs.iter().filter(|r| r[0].1.model_id == model).map(|r| r.len()).collect::<Vec<_>>();
+        // 301 logs fit in 5 minutes; 838 messages of 10 KB in 8 MB.
+        assert_eq!(sizes(1).iter().max(), Some(&301));
+        assert_eq!(sizes(2), vec![838, 162]);
+        assert!(runs.windows(2).all(|w| w[0][w[0].len() - 1].0 + 1 == w[1][0].0), "contiguous ids");
+        // 5,000 logs in one millisecond: cut by count.
+        let same: Vec<LogRow> = (0..5_000).map(|_| row(7)).collect();
+        let pairs: Vec<(i64, &LogRow)> = same.iter().enumerate().map(|(i, r)| (i as i64 + 1, r)).collect();
+        assert_eq!(block_runs(&pairs).iter().map(|r| r.len()).collect::<Vec<_>>(), vec![MAX_BLOCK_LOGS, 5_000 - MAX_BLOCK_LOGS]);
+    }
+
+    /// A commit spanning hours (a backfill) gets several blocks, and a range far below the
+    /// newest logs still finds exactly its own.
+    #[tokio::test]
+    async fn backfilled_logs_are_found_in_past_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "backfill.db").await;
+        let logs: Vec<LogRow> = (0..6_000).map(|i| LogRow { level: i % 5, ..row(i * 2_000) }).collect();
+        store.write_batch(&WriteBatch { logs, ..Default::default() }).await.unwrap();
+        let blocks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_blocks").fetch_one(&store.pool).await.unwrap();
+        assert!(blocks >= 40, "3 h 20 min in blocks of at most 5 min: {blocks}");
+        let wide: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_blocks WHERE max_ts - min_ts > ?").bind(MAX_BLOCK_SPAN_MS).fetch_one(&store.pool).await.unwrap();
+        assert_eq!(wide, 0);
+        // Ten minutes an hour into the data: logs 1800..2100 (2 s apart).
+        let f = LogFilter { model_id: 1, from: 3_600_000, to: 4_200_000, ..Default::default() };
+        assert_eq!(store.count_matching(&f).await.unwrap(), 300);
+        let page = store.search_logs(&f, 50).await.unwrap();
+        assert_eq!(page.iter().map(|l| l.row.ts).collect::<Vec<_>>(), (2050..2100).rev().map(|i| i * 2_000).collect::<Vec<_>>());
+        let before = page.last().map(|l| (l.row.ts, l.id));
+        let next = store.search_logs(&LogFilter { before, ..f.clone() }, 10).await.unwrap();
+        assert_eq!(next[0].row.ts, 2049 * 2_000);
+        let errors = LogFilter { conds: vec![Cond::Eq(Column::Level, Bind::Int(4))], ..f.clone() };
+        assert_eq!(store.count_matching(&errors).await.unwrap(), 60);
+        let bars = store.log_histogram(&f, 60_000, 1_000).await.unwrap();
+        assert_eq!(bars.iter().map(|b| b.scanned).collect::<Vec<_>>(), vec![30; 10]);
     }
 }

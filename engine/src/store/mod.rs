@@ -1436,10 +1436,8 @@ macro_rules! impl_common_store {
                     $crate::store::log_columns($backend),
                     limit.max(0)
                 );
-                let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, $crate::store::StoredLog>(&sql), &binds);
-                let rows = q.fetch_all(&self.pool).await?;
                 // SQLite: with the logs stored in blocks.
-                self.search_blocks(f, limit, rows).await
+                self.read_logs(f, limit, &sql, &binds).await
             }
 
             async fn log_histogram(&self, f: &$crate::store::filter::LogFilter, step: i64, cap: i64) -> $crate::error::Result<Vec<$crate::store::HistogramRow>> {
@@ -1473,16 +1471,13 @@ macro_rules! impl_common_store {
                     binds.len(),
                     limit.max(0)
                 );
-                let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, $crate::store::StoredLog>(&sql), &binds);
-                let rows = q.fetch_all(&self.pool).await?;
-                self.tail_blocks(f, after, limit, rows).await
+                self.tail_read(f, after, limit, &sql, &binds).await
             }
 
             async fn count_matching(&self, f: &$crate::store::filter::LogFilter) -> $crate::error::Result<i64> {
                 let (w, binds) = f.where_clause($crate::store::filter::Dialect::of($backend));
                 let sql = format!("SELECT COUNT(*) FROM logs WHERE {w}");
-                let q = $crate::store::filter::bind_all!(sqlx::query_scalar::<_, i64>(&sql), &binds);
-                Ok(q.fetch_one(&self.pool).await? + self.count_blocks(f).await?)
+                self.count_read(f, &sql, &binds).await
             }
 
             async fn delete_logs(&self, f: &$crate::store::filter::LogFilter) -> $crate::error::Result<u64> {

@@ -76,23 +76,23 @@ impl PostgresStore {
 // Logs live in `logs` only: the hooks `impl_common_store!` calls for SQLite's blocks pass the
 // rows through.
 use super::StoredLog;
-use super::filter::{Bind, LogFilter};
+use super::filter::{Bind, LogFilter, bind_all};
 
 impl PostgresStore {
-    pub(crate) async fn search_blocks(&self, _f: &LogFilter, _limit: i64, rows: Vec<StoredLog>) -> Result<Vec<StoredLog>> {
-        Ok(rows)
+    pub(crate) async fn read_logs(&self, _f: &LogFilter, _limit: i64, sql: &str, binds: &[Bind]) -> Result<Vec<StoredLog>> {
+        Ok(bind_all!(sqlx::query_as::<_, StoredLog>(sql), binds).fetch_all(&self.pool).await?)
     }
 
     pub(crate) async fn histogram_blocks(&self, _f: &LogFilter, _step: i64, _cap: i64, _range: &str, _filters: &str, _binds: &[Bind]) -> Result<Option<Vec<super::HistogramRow>>> {
         Ok(None)
     }
 
-    pub(crate) async fn tail_blocks(&self, _f: &LogFilter, _after: i64, _limit: i64, rows: Vec<StoredLog>) -> Result<Vec<StoredLog>> {
-        Ok(rows)
+    pub(crate) async fn tail_read(&self, _f: &LogFilter, _after: i64, _limit: i64, sql: &str, binds: &[Bind]) -> Result<Vec<StoredLog>> {
+        Ok(bind_all!(sqlx::query_as::<_, StoredLog>(sql), binds).fetch_all(&self.pool).await?)
     }
 
-    pub(crate) async fn count_blocks(&self, _f: &LogFilter) -> Result<i64> {
-        Ok(0)
+    pub(crate) async fn count_read(&self, _f: &LogFilter, sql: &str, binds: &[Bind]) -> Result<i64> {
+        Ok(bind_all!(sqlx::query_scalar::<_, i64>(sql), binds).fetch_one(&self.pool).await?)
     }
 
     pub(crate) async fn delete_blocks(&self, _tx: &mut sqlx::PgConnection, _f: &LogFilter) -> Result<u64> {

@@ -160,9 +160,9 @@ impl SqliteStore {
             // A model with few logs in this commit gets rows: a block of a handful of logs
             // costs more than their rows.
             let mut singles: Vec<(i64, &LogRow)> = Vec::new();
-            for run in rows.chunk_by(|a, b| a.1.model_id == b.1.model_id) {
+            for run in super::blocks::block_runs(&rows) {
                 if run.len() >= BLOCK_MIN_LOGS {
-                    super::blocks::insert(&mut *tx, run).await?;
+                    super::blocks::insert_run(&mut *tx, run).await?;
                 } else {
                     singles.extend_from_slice(run);
                 }
@@ -612,8 +612,12 @@ impl SqliteStore {
         Ok(self.pool.begin().await?)
     }
 
-    pub(crate) async fn search_blocks(&self, f: &LogFilter, limit: i64, rows: Vec<StoredLog>) -> Result<Vec<StoredLog>> {
+    /// `sql` (the rows' query, in `logs`) and the blocks, read from one snapshot: a commit in
+    /// between must not show up in one and not the other (the live tail continues after the
+    /// newest id it was given).
+    pub(crate) async fn read_logs(&self, f: &LogFilter, limit: i64, sql: &str, binds: &[Bind]) -> Result<Vec<StoredLog>> {
         let mut tx = self.read_tx().await?;
+        let rows = bind_all!(sqlx::query_as::<_, StoredLog>(sql), binds).fetch_all(&mut *tx).await?;
         super::blocks::search(&mut tx, f, limit, rows).await
     }
 
@@ -628,14 +632,18 @@ impl SqliteStore {
         Ok(Some(super::blocks::histogram(&mut tx, f, step, cap, legacy).await?))
     }
 
-    pub(crate) async fn tail_blocks(&self, f: &LogFilter, after: i64, limit: i64, rows: Vec<StoredLog>) -> Result<Vec<StoredLog>> {
+    /// See `read_logs`.
+    pub(crate) async fn tail_read(&self, f: &LogFilter, after: i64, limit: i64, sql: &str, binds: &[Bind]) -> Result<Vec<StoredLog>> {
         let mut tx = self.read_tx().await?;
+        let rows = bind_all!(sqlx::query_as::<_, StoredLog>(sql), binds).fetch_all(&mut *tx).await?;
         super::blocks::tail(&mut tx, f, after, limit, rows).await
     }
 
-    pub(crate) async fn count_blocks(&self, f: &LogFilter) -> Result<i64> {
+    /// See `read_logs`.
+    pub(crate) async fn count_read(&self, f: &LogFilter, sql: &str, binds: &[Bind]) -> Result<i64> {
         let mut tx = self.read_tx().await?;
-        super::blocks::count(&mut tx, f).await
+        let rows: i64 = bind_all!(sqlx::query_scalar::<_, i64>(sql), binds).fetch_one(&mut *tx).await?;
+        Ok(rows + super::blocks::count(&mut tx, f).await?)
     }
 
     pub(crate) async fn delete_blocks(&self, tx: &mut sqlx::SqliteConnection, f: &LogFilter) -> Result<u64> {
