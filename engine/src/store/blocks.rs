@@ -588,17 +588,11 @@ pub(crate) async fn search(conn: &mut SqliteConnection, f: &LogFilter, limit: i6
     Ok(rows)
 }
 
-/// The histogram of the newest `cap` logs of the range, matching or not (see
-/// `Store::log_histogram`); `legacy` are (ts, id, flags, hit) of the newest `cap` rows in
-/// `logs`.
-pub(crate) async fn histogram(
-    conn: &mut SqliteConnection,
-    f: &LogFilter,
-    step: i64,
-    cap: i64,
-    mut seen: Vec<(i64, i64, i64, bool)>,
-) -> Result<Vec<super::HistogramRow>> {
+/// (ts, id, flags, matches) of logs in blocks within the range: at least the newest `cap` of
+/// them, newest blocks first (see `Store::log_histogram`).
+pub(crate) async fn histogram_marks(conn: &mut SqliteConnection, f: &LogFilter, cap: i64) -> Result<Vec<(i64, i64, i64, bool)>> {
     let cap = cap.max(0) as usize;
+    let mut seen = Vec::new();
     let mut scan = Scan::new(f);
     // Once `cap` logs are read, a block whose newest log is older than the cap-th newest read
     // cannot change the result, and neither can any after it.
@@ -614,13 +608,19 @@ pub(crate) async fn histogram(
             threshold = Some(*nth);
         }
     }
+    Ok(seen)
+}
+
+/// Histogram bars of the newest `cap` of `seen` (by time, then id), as the rows' SQL counts
+/// them, added to `bars` (bars of other logs, by bar).
+pub(crate) fn histogram_bars(f: &LogFilter, step: i64, cap: i64, mut seen: Vec<(i64, i64, i64, bool)>, bars: Vec<super::HistogramRow>) -> Vec<super::HistogramRow> {
     seen.sort_unstable_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
-    seen.truncate(cap);
+    seen.truncate(cap.max(0) as usize);
     let step = step.max(1);
-    let mut bars: std::collections::BTreeMap<i64, super::HistogramRow> = std::collections::BTreeMap::new();
+    let mut out: std::collections::BTreeMap<i64, super::HistogramRow> = bars.into_iter().map(|b| (b.bar, b)).collect();
     for (ts, _, flags, hit) in seen {
         let bar = (ts - f.from) / step;
-        let b = bars.entry(bar).or_insert(super::HistogramRow { bar, n: 0, errors: 0, scanned: 0, oldest: ts });
+        let b = out.entry(bar).or_insert(super::HistogramRow { bar, n: 0, errors: 0, scanned: 0, oldest: ts });
         b.scanned += 1;
         b.oldest = b.oldest.min(ts);
         if hit {
@@ -628,7 +628,7 @@ pub(crate) async fn histogram(
             b.errors += flags & 1;
         }
     }
-    Ok(bars.into_values().collect())
+    out.into_values().collect()
 }
 
 /// Matching logs stored in blocks: their number.

@@ -1442,21 +1442,17 @@ macro_rules! impl_common_store {
 
             async fn log_histogram(&self, f: &$crate::store::filter::LogFilter, step: i64, cap: i64) -> $crate::error::Result<Vec<$crate::store::HistogramRow>> {
                 let (range, filters, binds) = f.where_parts($crate::store::filter::Dialect::of($backend));
-                // SQLite: over the rows and the blocks together.
-                if let Some(bars) = self.histogram_blocks(f, step, cap, &range, &filters, &binds).await? {
-                    return Ok(bars);
-                }
                 let sql = format!(
                     "SELECT (ts - {from}) / {step} AS bar, CAST(SUM(hit) AS BIGINT) AS n, CAST(SUM(hit * (flags & 1)) AS BIGINT) AS errors, \
                      COUNT(*) AS scanned, MIN(ts) AS oldest FROM \
-                     (SELECT ts, flags, CASE WHEN {filters} THEN 1 ELSE 0 END AS hit FROM logs WHERE {range} ORDER BY ts DESC LIMIT {cap}) m \
+                     (SELECT ts, flags, CASE WHEN {filters} THEN 1 ELSE 0 END AS hit FROM logs WHERE {range} ORDER BY ts DESC, id DESC LIMIT {cap}) m \
                      GROUP BY bar ORDER BY bar",
                     from = f.from,
                     step = step.max(1),
                     cap = cap.max(0)
                 );
-                let q = $crate::store::filter::bind_all!(sqlx::query_as::<_, $crate::store::HistogramRow>(&sql), &binds);
-                Ok(q.fetch_all(&self.pool).await?)
+                // SQLite: over the rows and the blocks together.
+                self.histogram_read(f, step, cap, &sql, &binds).await
             }
 
             async fn tail_logs(&self, f: &$crate::store::filter::LogFilter, after: i64, limit: i64) -> $crate::error::Result<Vec<$crate::store::StoredLog>> {

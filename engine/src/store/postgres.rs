@@ -83,8 +83,8 @@ impl PostgresStore {
         Ok(bind_all!(sqlx::query_as::<_, StoredLog>(sql), binds).fetch_all(&self.pool).await?)
     }
 
-    pub(crate) async fn histogram_blocks(&self, _f: &LogFilter, _step: i64, _cap: i64, _range: &str, _filters: &str, _binds: &[Bind]) -> Result<Option<Vec<super::HistogramRow>>> {
-        Ok(None)
+    pub(crate) async fn histogram_read(&self, _f: &LogFilter, _step: i64, _cap: i64, sql: &str, binds: &[Bind]) -> Result<Vec<super::HistogramRow>> {
+        Ok(bind_all!(sqlx::query_as::<_, super::HistogramRow>(sql), binds).fetch_all(&self.pool).await?)
     }
 
     pub(crate) async fn tail_read(&self, _f: &LogFilter, _after: i64, _limit: i64, sql: &str, binds: &[Bind]) -> Result<Vec<StoredLog>> {

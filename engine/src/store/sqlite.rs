@@ -622,14 +622,25 @@ impl SqliteStore {
     }
 
     /// The histogram over rows in `logs` and blocks together: the newest `cap` logs of both.
-    pub(crate) async fn histogram_blocks(&self, f: &LogFilter, step: i64, cap: i64, range: &str, filters: &str, binds: &[Bind]) -> Result<Option<Vec<super::HistogramRow>>> {
+    /// The rows are counted by `sql` (bars of their newest `cap`); when rows and blocks
+    /// together hold more than `cap` logs in the range, the newest `cap` of both are chosen
+    /// log by log instead.
+    pub(crate) async fn histogram_read(&self, f: &LogFilter, step: i64, cap: i64, sql: &str, binds: &[Bind]) -> Result<Vec<super::HistogramRow>> {
         let mut tx = self.read_tx().await?;
-        let sql = format!(
+        let in_blocks = super::blocks::histogram_marks(&mut tx, f, cap).await?;
+        let bars: Vec<super::HistogramRow> = bind_all!(sqlx::query_as::<_, super::HistogramRow>(sql), binds).fetch_all(&mut *tx).await?;
+        let in_rows: i64 = bars.iter().map(|b| b.scanned).sum();
+        if in_blocks.is_empty() || in_rows + in_blocks.len() as i64 <= cap {
+            return Ok(super::blocks::histogram_bars(f, step, cap, in_blocks, bars));
+        }
+        let (range, filters, binds) = f.where_parts(super::filter::Dialect::Sqlite);
+        let raw = format!(
             "SELECT ts, id, flags, CASE WHEN {filters} THEN 1 ELSE 0 END AS hit FROM logs WHERE {range} ORDER BY ts DESC, id DESC LIMIT {}",
             cap.max(0)
         );
-        let legacy: Vec<(i64, i64, i64, bool)> = bind_all!(sqlx::query_as::<_, (i64, i64, i64, bool)>(&sql), binds).fetch_all(&mut *tx).await?;
-        Ok(Some(super::blocks::histogram(&mut tx, f, step, cap, legacy).await?))
+        let mut seen: Vec<(i64, i64, i64, bool)> = bind_all!(sqlx::query_as::<_, (i64, i64, i64, bool)>(&raw), &binds).fetch_all(&mut *tx).await?;
+        seen.extend(in_blocks);
+        Ok(super::blocks::histogram_bars(f, step, cap, seen, Vec::new()))
     }
 
     /// See `read_logs`.
