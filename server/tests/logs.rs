@@ -420,11 +420,12 @@ async fn sqlite_full_text_index_is_rebuilt_from_stored_logs() {
     assert_eq!(search(&again, &key, "plain").await, 20);
 }
 
-/// On SQLite a metadata object used at least three times within a commit is stored once
-/// (`log_metadata`) and the logs refer to it; others stay inline. Reads and filters see no difference, and
-/// deleting logs releases their references.
+/// On SQLite a commit's logs of one model go into a compressed block (8 logs or more), where a
+/// repeated metadata object costs next to nothing; fewer stay rows, where an object used at
+/// least three times in the commit is stored once (`log_metadata`) and referred to. Reads,
+/// filters and deletions see no difference, and deleting logs releases their references.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_shared_metadata_is_stored_once() {
+async fn sqlite_metadata_in_blocks_and_shared_in_rows() {
     let app = common::spawn_app(common::Backend::Sqlite).await.unwrap();
     let admin = app.admin().await;
     let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
@@ -446,17 +447,25 @@ async fn sqlite_shared_metadata_is_stored_once() {
             rows.into_iter().map(|(body, refs)| (serde_json::from_str::<Value>(&body).unwrap(), refs)).collect::<Vec<_>>()
         }
     };
-    assert_eq!(
-        dictionary().await,
-        vec![(json!({"team": "b", "flag": true}), 10), (json!({"team": "a", "tier": 1}), 15)]
-    );
-    let inline: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs WHERE metadata IS NOT NULL AND metadata_ref IS NULL").fetch_one(&conn).await.unwrap();
-    assert_eq!(inline, 5, "metadata used fewer than three times in a commit stays in the row");
+    let stored = || {
+        let conn = conn.clone();
+        async move {
+            sqlx::query_as::<_, (i64, i64)>("SELECT (SELECT COUNT(*) FROM logs), (SELECT COALESCE(SUM(count), 0) FROM log_blocks)")
+                .fetch_one(&conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(dictionary().await, vec![], "a block keeps its metadata itself");
+    assert_eq!(stored().await, (0, 30), "(rows, logs in blocks)");
 
-    // A later commit counts into the same entry.
+    // Four logs in a commit stay rows, and share their one object.
     let more: Vec<Value> = (30..34).map(|i| json!({"model": "md", "timestamp": T0 + i, "trace_id": format!("m-{i}"), "metadata": {"team": "a", "tier": 1}})).collect();
     assert_eq!(app.ingest(&key, &more).await.1["accepted"], 4);
-    assert_eq!(dictionary().await[1].1, 19);
+    assert_eq!(stored().await, (4, 30));
+    assert_eq!(dictionary().await, vec![(json!({"team": "a", "tier": 1}), 4)]);
+    let inline: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs WHERE metadata IS NOT NULL").fetch_one(&conn).await.unwrap();
+    assert_eq!(inline, 0);
 
     // Read back and filtered the same, shared or not.
     let page = |q: String| {
@@ -481,7 +490,8 @@ async fn sqlite_shared_metadata_is_stored_once() {
     app.call_ok(&admin, "delete_logs", &[("model", "md"), ("query", &q), ("confirm", "10")]).await;
     let q = format!("from={T0}&to={}&meta:team=a&trace_id=m-30", T0 + MIN);
     app.call_ok(&admin, "delete_logs", &[("model", "md"), ("query", &q), ("confirm", "1")]).await;
-    assert_eq!(dictionary().await, vec![(json!({"team": "a", "tier": 1}), 18)]);
+    assert_eq!(dictionary().await, vec![(json!({"team": "a", "tier": 1}), 3)]);
+    assert_eq!(stored().await, (3, 20), "the block rewritten without the deleted logs");
     assert_eq!(page(String::new()).await.len(), 23);
     assert_eq!(page("meta:team=a".into()).await.len(), 18);
     conn.close().await;

@@ -1,13 +1,14 @@
-//! Log rows stored in compressed blocks (SQLite): each commit stores the logs of one model as
-//! one row of `log_blocks` instead of one row each. A block holds its rows column by column
+//! Logs stored in compressed blocks (SQLite): a commit stores each model's logs as rows of
+//! `log_blocks` (runs of 8 to 4,096 logs within 5 minutes, `block_runs`) instead of one row
+//! of `logs` each; fewer logs of a model in a commit stay rows. A block holds its rows column by column
 //! (every id, then every timestamp, …) so that similar values sit together, compressed as one
 //! zstd frame. Integers are variable-length; decimal floats such as a latency of 550.9 ms are
 //! kept as a small integer and a power of ten (exactly, or else as their 8 bytes).
 //!
 //! Filters are evaluated over decoded rows by `LogFilter::matches` (`store::filter`), the
 //! conditions that need SQLite's own semantics (metadata JSON, full text) with SQLite's help
-//! (`Matcher`). Rows written before blocks stay in `logs` and are read as before; every read
-//! merges both.
+//! (`Matcher`). Rows in `logs` (from before blocks, or from small runs) are read as before;
+//! every read merges both, from one read transaction.
 
 use std::collections::{HashMap, HashSet};
 
@@ -1062,7 +1063,7 @@ mod tests {
         // Commits of various sizes, so that each model has many blocks with overlapping times.
         let mut left = 1500;
         while left > 0 {
-            let n = rng.gen_range(60..200).min(left);
+            let n = if rng.gen_bool(0.3) { rng.gen_range(1..20) } else { rng.gen_range(60..200) }.min(left);
             left -= n;
             let logs = (0..n).map(|_| random_row(&mut rng)).collect();
             blocks.write_batch(&WriteBatch { logs, ..Default::default() }).await.unwrap();
@@ -1075,7 +1076,7 @@ mod tests {
         // Most in blocks; a model with few logs in a commit got rows (`BLOCK_MIN_LOGS`).
         let (in_rows, blocks_n): (i64, i64) =
             sqlx::query_as("SELECT (SELECT COUNT(*) FROM logs), (SELECT COUNT(*) FROM log_blocks)").fetch_one(&blocks.pool).await.unwrap();
-        assert!(in_rows > 0 && in_rows < 300 && blocks_n > 20, "{in_rows} rows, {blocks_n} blocks");
+        assert!(in_rows > 0 && in_rows < 500 && blocks_n > 20, "{in_rows} rows, {blocks_n} blocks");
         {
             let mut conn = rows.pool.acquire().await.unwrap();
             let pairs: Vec<(i64, &LogRow)> = all.iter().map(|l| (l.id, &l.row)).collect();

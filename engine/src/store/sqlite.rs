@@ -102,9 +102,9 @@ use crate::ingest::payload;
 /// and a fixed size lets the prepared statement be reused.
 const LOG_CHUNK: usize = 400;
 /// Fewer logs of one model in a commit than this are stored as rows of `logs`, more as a block
-/// (`blocks`). Measured: a block of one to five logs costs ~180 B per log, a row ~130 B; from a
-/// few dozen logs on a block costs half a row or less.
-const BLOCK_MIN_LOGS: usize = 32;
+/// (`blocks`). Measured: blocks of one to five logs (1.4 on average) cost ~196 B per log, rows
+/// 132–183 B (more when a commit is too small to share its metadata), blocks of 32–64 logs ~85 B.
+const BLOCK_MIN_LOGS: usize = 8;
 const LOG_INSERT_COLUMNS: &str = "(id, ts, model_id, series_id, flags, level, http_status, latency_ms, ttft_ms, input_tokens, \
     output_tokens, cached_tokens, cost_usd, feedback, error_type, message, error_message, user_id, session_id, trace_id, \
     span_id, metadata, metadata_ref)";
