@@ -152,13 +152,13 @@ impl SqliteStore {
         if !b.logs.is_empty() {
             // Above the newest log and above every deleted one: ids are never reused.
             let base: i64 = sqlx::query_scalar(HIGHEST_LOG_ID).fetch_one(&mut *tx).await?;
-            // Ids in order of model, then time: each model's logs of this commit become one
-            // block (`blocks`) with one contiguous id range.
+            // Ids in order of model, then time: each model's logs of this commit become blocks
+            // (`blocks::block_runs`), each with one contiguous id range.
             let mut order: Vec<usize> = (0..b.logs.len()).collect();
             order.sort_by_key(|&i| (b.logs[i].model_id, b.logs[i].ts));
             let rows: Vec<(i64, &LogRow)> = order.iter().enumerate().map(|(k, &i)| (base + 1 + k as i64, &b.logs[i])).collect();
-            // A model with few logs in this commit gets rows: a block of a handful of logs
-            // costs more than their rows.
+            // A run of few logs gets rows: a block of one or two logs costs what rows do, and
+            // rows cost a search nothing extra to read.
             let mut singles: Vec<(i64, &LogRow)> = Vec::new();
             for run in super::blocks::block_runs(&rows) {
                 if run.len() >= BLOCK_MIN_LOGS {
