@@ -80,31 +80,7 @@ fn parse(c: &mut Criterion) {
         })
     });
     // Logs shaped like the load generator's, stored as one block (SQLite's log storage).
-    let rows: Vec<engine::store::LogRow> = (0..1000)
-        .map(|i: i64| {
-            use rand::{Rng, SeedableRng};
-            let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
-            engine::store::LogRow {
-                ts: 1_796_169_724_211 + i * 3,
-                model_id: 1,
-                series_id: rng.gen_range(1..4),
-                flags: 4,
-                level: 2,
-                http_status: Some(200),
-                latency_ms: Some((rng.gen_range(100.0..3000.0f64) * 10.0).round() / 10.0),
-                ttft_ms: Some((rng.gen_range(10.0..300.0f64) * 10.0).round() / 10.0),
-                input_tokens: Some(rng.gen_range(10..2000)),
-                output_tokens: Some(rng.gen_range(10..1000)),
-                cost_usd: Some(rng.gen_range(1..100_000) as f64 / 1e7),
-                user_id: Some(format!("u-{:04}", rng.gen_range(0..500))),
-                session_id: Some(format!("s-{:012x}", rng.r#gen::<u64>() >> 16)),
-                trace_id: Some(format!("{:032x}", rng.r#gen::<u128>())),
-                span_id: Some(format!("{:016x}", rng.r#gen::<u64>())),
-                metadata: Some(r#"{"region":"eu-west-1","tenant":"acme"}"#.into()),
-                ..Default::default()
-            }
-        })
-        .collect();
+    let rows = engine::testing::loadgen_shaped_logs(1000, 1, 0.0);
     let pairs: Vec<(i64, &engine::store::LogRow)> = rows.iter().enumerate().map(|(i, r)| (i as i64 + 1, r)).collect();
     g.bench_function("log_block_encode_1000_records", |b| b.iter(|| std::hint::black_box(engine::store::blocks::encode(1, &pairs).unwrap())));
     let body = engine::store::blocks::encode(1, &pairs).unwrap();

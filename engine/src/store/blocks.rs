@@ -370,10 +370,15 @@ const META: &str = "first_id, last_id, model_id, min_ts, max_ts, count";
 /// Block rows listed per query while walking a range.
 const PAGE: i64 = 64;
 
+/// A block's stored body; none when a deletion emptied the block since it was listed (its
+/// logs are deleted).
+async fn fetch_body(conn: &mut SqliteConnection, m: &BlockMeta) -> Result<Option<Vec<u8>>> {
+    Ok(sqlx::query_scalar("SELECT body FROM log_blocks WHERE first_id = ?").bind(m.first_id).fetch_optional(&mut *conn).await?)
+}
+
+/// Every log of a block (none if it is gone, see `fetch_body`).
 async fn body(conn: &mut SqliteConnection, m: &BlockMeta) -> Result<Vec<StoredLog>> {
-    // Gone when a deletion emptied it since it was listed: its rows are deleted.
-    let body: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM log_blocks WHERE first_id = ?").bind(m.first_id).fetch_optional(&mut *conn).await?;
-    match body {
+    match fetch_body(conn, m).await? {
         Some(b) => decode(&b, m.first_id, m.model_id),
         None => Ok(Vec::new()),
     }
@@ -470,9 +475,7 @@ impl Matcher {
         if !matches!(want, Want::Marks) && self.text.iter().any(|(_, _, ids)| ids.range(m.first_id..=m.last_id).next().is_none()) {
             return Ok(found);
         }
-        // Gone when a deletion emptied it since it was listed: its logs are deleted.
-        let body: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM log_blocks WHERE first_id = ?").bind(m.first_id).fetch_optional(&mut *conn).await?;
-        let Some(body) = body else { return Ok(found) };
+        let Some(body) = fetch_body(conn, m).await? else { return Ok(found) };
         let raw = raw(&body, m.first_id)?;
         let v = BlockView::open(&raw, m.first_id, m.model_id)?;
         let rows: Vec<usize> = (0..v.len()).filter(|&i| f.in_range(&v.row(i))).collect();
@@ -926,28 +929,7 @@ mod tests {
     /// Rows shaped like the load generator's: what a block costs per log.
     #[test]
     fn a_block_of_realistic_logs_costs_a_fraction_of_a_row() {
-        let mut rng = StdRng::seed_from_u64(7);
-        let rows: Vec<LogRow> = (0..1000)
-            .map(|i| LogRow {
-                ts: 1_796_169_724_211 + i * 3,
-                model_id: 1,
-                series_id: rng.gen_range(1..4),
-                flags: if rng.gen_bool(0.02) { 5 } else { 4 },
-                level: 2,
-                http_status: Some(200),
-                latency_ms: Some((rng.gen_range(100.0..3000.0f64) * 10.0).round() / 10.0),
-                ttft_ms: Some((rng.gen_range(10.0..300.0f64) * 10.0).round() / 10.0),
-                input_tokens: Some(rng.gen_range(10..2000)),
-                output_tokens: Some(rng.gen_range(10..1000)),
-                cost_usd: Some(rng.gen_range(1..100_000) as f64 / 1e7),
-                user_id: Some(format!("u-{:04}", rng.gen_range(0..500))),
-                session_id: Some(format!("s-{:012x}", rng.r#gen::<u64>() >> 16)),
-                trace_id: Some(format!("{:032x}", rng.r#gen::<u128>())),
-                span_id: Some(format!("{:016x}", rng.r#gen::<u64>())),
-                metadata: Some(r#"{"region":"eu-west-1","tenant":"acme"}"#.into()),
-                ..Default::default()
-            })
-            .collect();
+        let rows = crate::testing::loadgen_shaped_logs(1000, 7, 0.02);
         let pairs: Vec<(i64, &LogRow)> = rows.iter().enumerate().map(|(i, r)| (i as i64 + 1, r)).collect();
         let bytes = encode(1, &pairs).unwrap().len();
         // The random ids alone are 16 + 8 + 6 bytes a log; a row in `logs` took 114.
