@@ -83,6 +83,7 @@ async fn build(path: &std::path::Path, logs: u64) {
                     metadata: Some(format!(r#"{{"team":"team-{}"}}"#, rng.gen_range(0..5))),
                     payload: None,
                     search_text: None,
+                    text_hashes: Vec::new(),
                 });
                 let row = rows.last_mut().unwrap();
                 // Searchable text: every error's message, and a rare word in 1 of 1000 logs.
@@ -117,8 +118,9 @@ fn queries(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let op = Principal::operator();
     for logs in sizes() {
-        // v2: with the full-text index; v3: logs in blocks (SQLite's storage since 2026-12-02).
-        let engine = rt.block_on(cached("logs-v3", logs, |path, n| async move { build(&path, n).await }));
+        // v2: with the full-text index; v3: logs in blocks (SQLite's storage since 2026-12-02);
+        // v4: blocks with a filter of their words (`store::textindex`).
+        let engine = rt.block_on(cached("logs-v4", logs, |path, n| async move { build(&path, n).await }));
         let label = if logs >= 1_000_000 { format!("{}M_logs", logs / 1_000_000) } else { format!("{logs}_logs") };
         let mut g = c.benchmark_group(format!("logsearch_{label}"));
         g.sample_size(20);

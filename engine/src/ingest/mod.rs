@@ -454,6 +454,12 @@ impl Ingest {
             span_id: r.span_id,
             metadata,
             payload,
+            // SQLite's blocks carry a filter of their words (`store::textindex`), built from
+            // these; Postgres indexes `search_text` itself.
+            text_hashes: match &search_text {
+                Some(t) if self.store.backend() == "sqlite" => crate::store::textindex::hashes(t),
+                _ => Vec::new(),
+            },
             search_text,
         })
     }

@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
 use super::filter::{Cond, LogFilter, RowView, Value, is_hex_id};
+use super::textindex::{Filter, FilterBuilder, Phrases};
 use super::{LogRow, StoredLog};
 use crate::error::{Error, Result};
+use crate::ingest::payload::{self, Payload};
 
 /// First byte of a block body.
 const FORMAT: u8 = 1;
@@ -273,6 +275,7 @@ impl<'a> BlockView<'a> {
                 metadata: text(&c.metadata[i]),
                 payload: None,
                 search_text: None,
+                text_hashes: Vec::new(),
             },
         }
     }
@@ -364,9 +367,12 @@ pub(crate) struct BlockMeta {
     pub min_ts: i64,
     pub max_ts: i64,
     pub count: i64,
+    /// The block has a filter of its words (`textindex`); blocks written before it, or while
+    /// full-text search was off, have none and are found through FTS5 (`fulltext`).
+    pub indexed: bool,
 }
 
-const META: &str = "first_id, last_id, model_id, min_ts, max_ts, count";
+const META: &str = "first_id, last_id, model_id, min_ts, max_ts, count, text_index IS NOT NULL AS indexed";
 /// Block rows listed per query while walking a range.
 const PAGE: i64 = 64;
 
@@ -384,15 +390,27 @@ async fn body(conn: &mut SqliteConnection, m: &BlockMeta) -> Result<Vec<StoredLo
     }
 }
 
-/// Answers the conditions of a filter that `LogFilter::matches` leaves to SQLite: full-text
-/// hits (from both index files, for the id ranges asked for) and metadata conditions (each
-/// distinct metadata object is evaluated once, by the same SQL as on rows).
+/// Answers the conditions of a filter that `LogFilter::matches` leaves to the store: full-text
+/// hits (of a block with a filter of its words, by checking its logs' words, `textindex`; of
+/// an older block, from both FTS5 index files, for the id ranges asked for) and metadata
+/// conditions (each distinct metadata object is evaluated once, by the same SQL as on rows).
 pub(crate) struct Matcher {
-    /// (condition index, FTS5 query, ids that match within `spans`).
-    text: Vec<(usize, String, std::collections::BTreeSet<i64>)>,
+    text: Vec<TextCond>,
+    /// Id ranges whose FTS5 hits are in `TextCond::ids`.
     spans: Vec<(i64, i64)>,
     /// (condition index, key, value, answers by metadata text).
     meta: Vec<(usize, String, Option<String>, HashMap<String, bool>)>,
+}
+
+/// A full-text condition of the filter.
+struct TextCond {
+    /// Its index among the filter's conditions.
+    cond: usize,
+    /// As an FTS5 query.
+    fts: String,
+    phrases: Phrases,
+    /// The ids that match, of the FTS5 spans loaded and the indexed blocks visited.
+    ids: std::collections::BTreeSet<i64>,
 }
 
 impl Matcher {
@@ -400,7 +418,12 @@ impl Matcher {
         let mut m = Matcher { text: Vec::new(), spans: Vec::new(), meta: Vec::new() };
         for (i, c) in f.conds.iter().enumerate() {
             match c {
-                Cond::Text(phrases) => m.text.push((i, super::filter::quoted(phrases), Default::default())),
+                Cond::Text(phrases) => m.text.push(TextCond {
+                    cond: i,
+                    fts: super::filter::quoted(phrases),
+                    phrases: Phrases::new(phrases),
+                    ids: Default::default(),
+                }),
                 Cond::Meta(k, v) => m.meta.push((i, k.clone(), v.clone(), HashMap::new())),
                 _ => {}
             }
@@ -413,7 +436,7 @@ impl Matcher {
         if self.text.is_empty() || self.spans.iter().any(|(a, b)| *a <= lo && hi <= *b) {
             return Ok(());
         }
-        for (_, q, ids) in &mut self.text {
+        for TextCond { fts: q, ids, .. } in &mut self.text {
             let found: Vec<i64> = sqlx::query_scalar(
                 "SELECT rowid FROM logs_fts WHERE logs_fts MATCH ? AND rowid BETWEEN ? AND ? \
                  UNION ALL SELECT rowid FROM fts.logs_fts WHERE logs_fts MATCH ? AND rowid BETWEEN ? AND ?",
@@ -459,7 +482,37 @@ impl Matcher {
     }
 
     fn text_hit(&self, i: usize, id: i64) -> bool {
-        self.text.iter().find(|t| t.0 == i).is_some_and(|t| t.2.contains(&id))
+        self.text.iter().find(|t| t.cond == i).is_some_and(|t| t.ids.contains(&id))
+    }
+
+    /// For a block with a filter of its words: which text conditions may match some of its
+    /// logs (false: none can).
+    async fn text_candidates(&self, conn: &mut SqliteConnection, m: &BlockMeta) -> Result<Vec<bool>> {
+        let bytes: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT text_index FROM log_blocks WHERE first_id = ?").bind(m.first_id).fetch_optional(&mut *conn).await?;
+        let bytes = bytes.flatten();
+        // A filter this version cannot read rules nothing out: the logs are checked.
+        let filter = bytes.as_deref().and_then(Filter::open);
+        Ok(self.text.iter().map(|t| filter.as_ref().is_none_or(|f| t.phrases.may_match(f))).collect())
+    }
+
+    /// Checks the words of the block's logs `rows` against the text conditions that may match
+    /// (`candidates`), recording the ids that do.
+    async fn check_words(&mut self, conn: &mut SqliteConnection, m: &BlockMeta, v: &BlockView<'_>, rows: &[usize], candidates: &[bool]) -> Result<()> {
+        if !candidates.iter().any(|c| *c) || rows.is_empty() {
+            return Ok(());
+        }
+        let with_payload = rows.iter().any(|&i| v.c.flags[i] & crate::ingest::FLAG_PAYLOAD != 0);
+        let payloads = if with_payload { payloads_between(conn, m.first_id - 1, m.last_id).await? } else { HashMap::new() };
+        for &i in rows {
+            let Some(text) = log_text(v.c.message[i], v.c.error_message[i], payloads.get(&v.ids[i]).map(Vec::as_slice), v.ids[i]) else { continue };
+            for (t, _) in self.text.iter_mut().zip(candidates).filter(|(_, c)| **c) {
+                if t.phrases.matches_text(&text) {
+                    t.ids.insert(v.ids[i]);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn meta_hit(&self, i: usize, metadata: &str) -> bool {
@@ -469,18 +522,30 @@ impl Matcher {
     /// A block's logs within the filter's range, evaluated in place: what `want` asks for.
     async fn visit(&mut self, conn: &mut SqliteConnection, f: &LogFilter, m: &BlockMeta, want: Want) -> Result<Found> {
         let mut found = Found::default();
-        self.load_text(conn, m.first_id, m.last_id).await?;
-        // No full-text hit in the block's ids: nothing in it can match, so only a histogram
+        // No full-text hit possible in the block: nothing in it can match, so only a histogram
         // (which counts every log of the range) has to read it.
-        if !matches!(want, Want::Marks) && self.text.iter().any(|(_, _, ids)| ids.range(m.first_id..=m.last_id).next().is_none()) {
-            return Ok(found);
-        }
+        let candidates = if m.indexed && !self.text.is_empty() {
+            let c = self.text_candidates(conn, m).await?;
+            if !matches!(want, Want::Marks) && c.iter().any(|c| !*c) {
+                return Ok(found);
+            }
+            c
+        } else {
+            self.load_text(conn, m.first_id, m.last_id).await?;
+            if !matches!(want, Want::Marks) && self.text.iter().any(|t| t.ids.range(m.first_id..=m.last_id).next().is_none()) {
+                return Ok(found);
+            }
+            Vec::new()
+        };
         let Some(body) = fetch_body(conn, m).await? else { return Ok(found) };
         let raw = raw(&body, m.first_id)?;
         let v = BlockView::open(&raw, m.first_id, m.model_id)?;
         let rows: Vec<usize> = (0..v.len()).filter(|&i| f.in_range(&v.row(i))).collect();
         if rows.is_empty() {
             return Ok(found);
+        }
+        if m.indexed {
+            self.check_words(conn, m, &v, &rows, &candidates).await?;
         }
         if !self.meta.is_empty() {
             let objects: Vec<&str> = rows.iter().filter_map(|&i| v.c.metadata[i]).collect();
@@ -557,8 +622,10 @@ impl<'f> Scan<'f> {
             if let Some(m) = metas.last() {
                 self.last = (m.max_ts, m.first_id);
             }
-            // One full-text query for the page's ids instead of one per block.
-            if let (Some(lo), Some(hi)) = (metas.iter().map(|m| m.first_id).min(), metas.iter().map(|m| m.last_id).max()) {
+            // One FTS5 query for the page's ids instead of one per block (blocks with a filter of
+            // their words are checked by their words instead).
+            let older = || metas.iter().filter(|m| !m.indexed);
+            if let (Some(lo), Some(hi)) = (older().map(|m| m.first_id).min(), older().map(|m| m.last_id).max()) {
                 self.matcher.load_text(conn, lo, hi).await?;
             }
             self.page = metas.into_iter();
@@ -782,18 +849,77 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, rows: &[(i64, &LogRow)])
     Ok(())
 }
 
-/// Stores one run of `block_runs` as a block.
+/// Stores one run of `block_runs` as a block, with the filter of its words.
 pub(crate) async fn insert_run(conn: &mut SqliteConnection, run: &[(i64, &LogRow)]) -> Result<()> {
-    write_block(conn, run, run[0].0, run[run.len() - 1].0, false).await
+    let written: usize = run.iter().map(|(_, r)| r.text_hashes.len().max(r.search_text.as_ref().map_or(0, |t| t.len() / 2))).sum();
+    let mut filter = FilterBuilder::new(written);
+    for (_, r) in run {
+        if !r.text_hashes.is_empty() {
+            r.text_hashes.iter().for_each(|h| filter.insert(*h));
+        } else if let Some(t) = &r.search_text {
+            // Rows not built by ingest (tests, tools) come without the hashes.
+            super::textindex::for_each_word(t, |w| filter.insert(super::textindex::word_hash(w)));
+        }
+    }
+    write_block(conn, run, run[0].0, run[run.len() - 1].0, false, Some(filter.finish())).await
 }
 
-async fn write_block(conn: &mut SqliteConnection, rows: &[(i64, &LogRow)], first_id: i64, last_id: i64, replace: bool) -> Result<()> {
+/// A stored log's text as ingest indexed it (`ingest::search_text` of its message, error
+/// message and payload).
+fn log_text(message: Option<&str>, error_message: Option<&str>, payload: Option<&[u8]>, id: i64) -> Option<String> {
+    let p = payload.and_then(|bytes| match Payload::decode(bytes, false) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(log = id, error = %e, "payload unreadable; its words are not searched");
+            None
+        }
+    });
+    let (req, resp) = p.as_ref().map(|p| (Some(p.request.as_str()), Some(p.response.as_str()))).unwrap_or((None, None));
+    crate::ingest::search_text([message, error_message, req, resp])
+}
+
+/// The stored payloads (encoded, `ingest::payload`) of the logs with `after < id <= last`,
+/// from payload blocks and from rows of the older one-per-log table. A payload block that
+/// cannot be read is skipped with a warning (its logs read as without payload).
+pub(crate) async fn payloads_between(conn: &mut SqliteConnection, after: i64, last: i64) -> Result<HashMap<i64, Vec<u8>>> {
+    let mut out = HashMap::new();
+    // Blocks are keyed by their first id and do not overlap: start at the block holding
+    // `after + 1`, not at the beginning of the table.
+    let blocks: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT first_id, body FROM payload_blocks \
+         WHERE first_id >= COALESCE((SELECT MAX(first_id) FROM payload_blocks WHERE first_id <= ?), 0) AND first_id <= ? AND last_id > ?",
+    )
+    .bind(after + 1)
+    .bind(last)
+    .bind(after)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (first_id, body) in blocks {
+        match payload::decode_block(&body, first_id) {
+            Ok(entries) => out.extend(entries.into_iter().filter(|(id, _)| *id > after && *id <= last)),
+            Err(e) => tracing::warn!(block = first_id, error = %e, "payload block unreadable"),
+        }
+    }
+    let rows: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT log_id, body FROM payloads WHERE log_id > ? AND log_id <= ?").bind(after).bind(last).fetch_all(&mut *conn).await?;
+    out.extend(rows);
+    Ok(out)
+}
+
+async fn write_block(
+    conn: &mut SqliteConnection,
+    rows: &[(i64, &LogRow)],
+    first_id: i64,
+    last_id: i64,
+    replace: bool,
+    text_index: Option<Vec<u8>>,
+) -> Result<()> {
     let min_ts = rows.iter().map(|r| r.1.ts).min().unwrap_or(0);
     let max_ts = rows.iter().map(|r| r.1.ts).max().unwrap_or(0);
     let sql = if replace {
-        "UPDATE log_blocks SET last_id = ?2, model_id = ?3, min_ts = ?4, max_ts = ?5, count = ?6, body = ?7 WHERE first_id = ?1"
+        "UPDATE log_blocks SET last_id = ?2, model_id = ?3, min_ts = ?4, max_ts = ?5, count = ?6, body = ?7, text_index = ?8 WHERE first_id = ?1"
     } else {
-        "INSERT INTO log_blocks (first_id, last_id, model_id, min_ts, max_ts, count, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        "INSERT INTO log_blocks (first_id, last_id, model_id, min_ts, max_ts, count, body, text_index) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
     };
     sqlx::query(sql)
         .bind(first_id)
@@ -803,6 +929,7 @@ async fn write_block(conn: &mut SqliteConnection, rows: &[(i64, &LogRow)], first
         .bind(max_ts)
         .bind(rows.len() as i64)
         .bind(encode(first_id, rows)?)
+        .bind(text_index)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -838,21 +965,54 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, f: &LogFilter) -> Result
             sqlx::query("DELETE FROM log_blocks WHERE first_id = ?").bind(m.first_id).execute(&mut *conn).await?;
         } else {
             let rows: Vec<(i64, &LogRow)> = kept.iter().map(|r| (r.id, &r.row)).collect();
-            write_block(conn, &rows, m.first_id, m.last_id, true).await?;
+            // The filter is rebuilt from the logs kept, so that no word of a deleted log is
+            // left in it.
+            let text_index = if m.indexed {
+                let payloads = payloads_between(conn, m.first_id - 1, m.last_id).await?;
+                let words: Vec<Vec<u64>> = kept
+                    .iter()
+                    .map(|r| {
+                        log_text(r.row.message.as_deref(), r.row.error_message.as_deref(), payloads.get(&r.id).map(Vec::as_slice), r.id)
+                            .map(|t| super::textindex::hashes(&t))
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let mut filter = FilterBuilder::new(words.iter().map(Vec::len).sum());
+                words.iter().flatten().for_each(|h| filter.insert(*h));
+                Some(filter.finish())
+            } else {
+                None
+            };
+            write_block(conn, &rows, m.first_id, m.last_id, true, text_index).await?;
         }
     }
     Ok(n)
 }
 
-/// (id, message, error message) of the logs in blocks with `after < id <= through`, lowest
-/// first, at most `limit`: what the full-text index is rebuilt from.
+/// (id, message, error message) of the logs with `after < id <= through` in blocks without a
+/// filter of their words (written before `textindex`), lowest first, at most `limit`: what
+/// the FTS5 index is rebuilt from.
 pub(crate) async fn texts(conn: &mut SqliteConnection, after_id: i64, through: i64, limit: i64) -> Result<Vec<(i64, Option<String>, Option<String>)>> {
-    Ok(after(conn, after_id, limit)
-        .await?
-        .into_iter()
-        .filter(|r| r.id <= through)
-        .map(|r| (r.id, r.row.message, r.row.error_message))
-        .collect())
+    let limit = limit.max(0) as usize;
+    let mut out = Vec::new();
+    let mut page_after = None;
+    'pages: loop {
+        let metas = blocks_above(conn, after_id, None, false, page_after).await?;
+        for m in &metas {
+            if out.len() >= limit || m.first_id > through {
+                break 'pages;
+            }
+            if !m.indexed {
+                out.extend(body(conn, m).await?.into_iter().filter(|r| r.id > after_id && r.id <= through).map(|r| (r.id, r.row.message, r.row.error_message)));
+            }
+        }
+        match metas.last() {
+            Some(m) if metas.len() as i64 == PAGE => page_after = Some(m.first_id),
+            _ => break,
+        }
+    }
+    out.truncate(limit);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -989,6 +1149,8 @@ mod tests {
             span_id: pick(rng, &["00f067aa0ba902b7".to_string(), "span".to_string()]),
             metadata: pick(rng, &METADATA).map(str::to_string),
             payload: None,
+            // Taken by the writer from `search_text` (ingest takes them in the HTTP worker).
+            text_hashes: Vec::new(),
         }
     }
 
@@ -1021,8 +1183,16 @@ mod tests {
                     Cond::Meta(key.into(), if rng.gen_bool(0.8) { Some(value.into()) } else { None })
                 }
                 _ => {
+                    // Words, and now and then a phrase of two.
                     let n = rng.gen_range(1..3);
-                    Cond::Text((0..n).map(|_| vec![WORDS[rng.gen_range(0..WORDS.len())].to_string()]).collect())
+                    Cond::Text(
+                        (0..n)
+                            .map(|_| {
+                                let len = if rng.gen_bool(0.3) { 2 } else { 1 };
+                                (0..len).map(|_| WORDS[rng.gen_range(0..WORDS.len())].to_string()).collect()
+                            })
+                            .collect(),
+                    )
                 }
             })
             .collect();
@@ -1129,6 +1299,83 @@ mod tests {
         let top = all.last().unwrap().id;
         blocks.write_batch(&WriteBatch { logs: vec![row(5)], ..Default::default() }).await.unwrap();
         assert_eq!(blocks.logs_after(0, 10).await.unwrap().iter().map(|l| l.id).collect::<Vec<_>>(), vec![top + 1]);
+    }
+
+    /// Full-text search over blocks tests each block's filter of words, then the logs' own
+    /// words, payloads included; a block written before filters (none) is found through FTS5;
+    /// a deletion leaves no word of a deleted log in the filter.
+    #[tokio::test]
+    async fn blocks_are_searched_through_their_filter_of_words() {
+        use crate::store::textindex::{Filter, hashes, word_hash};
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "words.db").await;
+        let logs = (0..40)
+            .map(|i| {
+                let message = format!("call number {i} done");
+                let (req, resp) = if i == 7 { ("Résumé of the Zanzibar trip", "ok") } else { ("hello", "world") };
+                let payload = Payload::new(Some(req.into()), Some(resp.into()), 32 * 1024).unwrap().encode().unwrap();
+                let search_text = crate::ingest::search_text([Some(&message), None, Some(req), Some(resp)]);
+                let text_hashes = hashes(search_text.as_deref().unwrap());
+                LogRow {
+                    ts: 1000 + i,
+                    model_id: 1 + i / 20,
+                    flags: crate::ingest::FLAG_PAYLOAD,
+                    message: Some(message),
+                    payload: Some(payload),
+                    search_text,
+                    text_hashes,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        store.write_batch(&WriteBatch { logs, ..Default::default() }).await.unwrap();
+        let blocks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_blocks WHERE text_index IS NOT NULL").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(blocks, 2);
+        // Each block's payloads are a payload block of their own: checking a block's logs
+        // decompresses only their payloads.
+        let spans = |table: &'static str| {
+            let pool = store.pool.clone();
+            async move { sqlx::query_as::<_, (i64, i64)>(&format!("SELECT first_id, last_id FROM {table} ORDER BY first_id")).fetch_all(&pool).await.unwrap() }
+        };
+        assert_eq!(spans("payload_blocks").await, spans("log_blocks").await);
+        let q = |model: i64, phrases: &[&[&str]]| LogFilter {
+            model_id: model,
+            from: 0,
+            to: 10_000,
+            conds: vec![Cond::Text(phrases.iter().map(|p| p.iter().map(|w| w.to_string()).collect()).collect())],
+            ..Default::default()
+        };
+        let found = |logs: Vec<StoredLog>| logs.into_iter().map(|l| l.row.message.unwrap()).collect::<Vec<_>>();
+        // Words of a payload, whatever their case and accents.
+        assert_eq!(found(store.search_logs(&q(1, &[&["resume"], &["ZANZIBAR"]]), 100).await.unwrap()), ["call number 7 done"]);
+        // A phrase: its words one after another.
+        assert_eq!(found(store.search_logs(&q(1, &[&["number", "7"]]), 100).await.unwrap()), ["call number 7 done"]);
+        assert!(store.search_logs(&q(1, &[&["7", "number"]]), 100).await.unwrap().is_empty());
+        assert!(store.search_logs(&q(1, &[&["resume"], &["absent"]]), 100).await.unwrap().is_empty());
+        assert_eq!(store.count_matching(&q(1, &[&["hello", "world"]])).await.unwrap(), 19);
+        assert_eq!(store.count_matching(&q(2, &[&["hello", "world"]])).await.unwrap(), 20);
+
+        let filter_of = |model: i64| {
+            let pool = store.pool.clone();
+            async move { sqlx::query_scalar::<_, Vec<u8>>("SELECT text_index FROM log_blocks WHERE model_id = ?").bind(model).fetch_one(&pool).await.unwrap() }
+        };
+        let bytes = filter_of(1).await;
+        assert!(Filter::open(&bytes).unwrap().may_contain(word_hash("zanzibar")));
+        assert_eq!(store.delete_logs(&q(1, &[&["zanzibar"]])).await.unwrap(), 1);
+        let bytes = filter_of(1).await;
+        let f = Filter::open(&bytes).unwrap();
+        assert!(!f.may_contain(word_hash("zanzibar")), "a deleted log's word stayed in the filter");
+        assert!(f.may_contain(word_hash("hello")) && f.may_contain(word_hash("19")));
+        assert!(store.search_logs(&q(1, &[&["zanzibar"]]), 100).await.unwrap().is_empty());
+        assert_eq!(store.count_matching(&q(1, &[&["hello"]])).await.unwrap(), 19);
+
+        // A block from before filters: its logs are found through FTS5, not its (missing) filter.
+        sqlx::query("UPDATE log_blocks SET text_index = NULL WHERE model_id = 2").execute(&store.pool).await.unwrap();
+        assert!(store.search_logs(&q(2, &[&["hello"]]), 100).await.unwrap().is_empty());
+        let id: i64 = sqlx::query_scalar("SELECT first_id + 3 FROM log_blocks WHERE model_id = 2").fetch_one(&store.pool).await.unwrap();
+        sqlx::query("INSERT INTO fts.logs_fts (rowid, body) VALUES (?, 'older words')").bind(id).execute(&store.pool).await.unwrap();
+        let older = store.search_logs(&q(2, &[&["older", "words"]]), 100).await.unwrap();
+        assert_eq!(older.iter().map(|l| l.id).collect::<Vec<_>>(), [id]);
     }
 
     /// A database with logs in `logs` (stored before blocks, some with shared metadata) that

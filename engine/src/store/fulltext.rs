@@ -13,7 +13,6 @@
 //! both. Log ids are never reused (`log_id_floor`), so an entry left behind by a deletion can
 //! only point at a log that no longer exists, which a search never returns.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -24,7 +23,7 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
-use crate::ingest::payload::{self, Payload};
+use crate::ingest::payload::Payload;
 
 /// The longest an ingest answer waits for its logs to become searchable. Past it (the index is
 /// failing or rebuilding), the batch is acknowledged anyway: it is stored, and the task indexes
@@ -284,7 +283,7 @@ impl Task {
                 Some((id, _, _)) => *id,
                 None => newest,
             };
-            let payloads = stored_payloads(&self.main, self.mark, last).await?;
+            let payloads = super::blocks::payloads_between(&mut *self.main.acquire().await?, self.mark, last).await?;
             let texts: Vec<(i64, String)> = rows
                 .into_iter()
                 .filter_map(|(id, message, error_message)| {
@@ -340,37 +339,6 @@ async fn index(conn: &mut SqliteConnection, jobs: &[Job], skip_through: i64, mar
     Ok(())
 }
 
-/// The stored payloads of the logs in `(after, last]`, from blocks and from rows of the older
-/// one-per-log table. A block that cannot be read is skipped (its logs are indexed without
-/// payload text) rather than stopping the index.
-async fn stored_payloads(main: &SqlitePool, after: i64, last: i64) -> Result<HashMap<i64, Vec<u8>>> {
-    let mut out = HashMap::new();
-    // Blocks are keyed by their first id and do not overlap: start at the block holding
-    // `after + 1`, not at the beginning of the table.
-    let blocks: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT first_id, body FROM payload_blocks \
-         WHERE first_id >= COALESCE((SELECT MAX(first_id) FROM payload_blocks WHERE first_id <= ?), 0) AND first_id <= ? AND last_id > ?",
-    )
-    .bind(after + 1)
-    .bind(last)
-    .bind(after)
-    .fetch_all(main)
-    .await?;
-    for (first_id, body) in blocks {
-        match payload::decode_block(&body, first_id) {
-            Ok(entries) => out.extend(entries.into_iter().filter(|(id, _)| *id > after && *id <= last)),
-            Err(e) => tracing::warn!(block = first_id, error = %e, "payload block not indexed"),
-        }
-    }
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT log_id, body FROM payloads WHERE log_id > ? AND log_id <= ?")
-        .bind(after)
-        .bind(last)
-        .fetch_all(main)
-        .await?;
-    out.extend(rows);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,7 +352,7 @@ mod tests {
             "CREATE TABLE IF NOT EXISTS payload_blocks (first_id INTEGER PRIMARY KEY, last_id INTEGER, body BLOB)",
             "CREATE TABLE IF NOT EXISTS payloads (log_id INTEGER PRIMARY KEY, body BLOB)",
             "CREATE TABLE IF NOT EXISTS log_blocks (first_id INTEGER PRIMARY KEY, last_id INTEGER, model_id INTEGER, \
-             min_ts INTEGER, max_ts INTEGER, count INTEGER, body BLOB)",
+             min_ts INTEGER, max_ts INTEGER, count INTEGER, body BLOB, text_index BLOB)",
         ] {
             sqlx::query(sql).execute(&main).await.unwrap();
         }
@@ -442,21 +410,25 @@ mod tests {
         // The same file next to a database restored from elsewhere: emptied and rebuilt from
         // that database's logs, not trusted.
         let main = main_db(dir.path(), 2).await;
-        // Logs stored in a block are rebuilt too.
+        // Logs stored in a block from before filters of words are rebuilt too; those in a
+        // block with a filter (`textindex`) are found through it, not put in FTS5.
         let row = crate::store::LogRow { model_id: 1, message: Some("delta".into()), error_message: Some("epsilon".into()), ..Default::default() };
+        let filtered = crate::store::LogRow { model_id: 2, message: Some("zeta".into()), ..Default::default() };
         let mut conn = main.acquire().await.unwrap();
         crate::store::blocks::insert(&mut conn, &[(5, &row)]).await.unwrap();
+        sqlx::query("UPDATE log_blocks SET text_index = NULL").execute(&mut *conn).await.unwrap();
+        crate::store::blocks::insert(&mut conn, &[(6, &filtered)]).await.unwrap();
         drop(conn);
         let prepared = prepare(&path, &main).await.unwrap();
         assert_eq!(prepared.mark, 0);
         let ft = FullText::start(prepared, main.clone());
         let started = std::time::Instant::now();
-        while ft.indexed_through() < 5 {
+        while ft.indexed_through() < 6 {
             assert!(started.elapsed() < Duration::from_secs(20));
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!((count(&mut file, "alpha").await, count(&mut file, "beta").await, count(&mut file, "gamma").await), (1, 1, 0));
-        assert_eq!((count(&mut file, "delta").await, count(&mut file, "epsilon").await), (1, 1));
+        assert_eq!((count(&mut file, "delta").await, count(&mut file, "epsilon").await, count(&mut file, "zeta").await), (1, 1, 0));
     }
 
     #[test]

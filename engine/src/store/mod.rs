@@ -11,6 +11,7 @@ pub mod blocks;
 mod fulltext;
 mod postgres;
 mod sqlite;
+pub(crate) mod textindex;
 
 use async_trait::async_trait;
 
@@ -220,6 +221,11 @@ pub struct LogRow {
     /// What the full-text index takes for this row (None: not indexed); write-only.
     #[sqlx(skip)]
     pub search_text: Option<String>,
+    /// The hashes of the words of `search_text` (`textindex::hashes`), taken by the HTTP
+    /// worker that built the row, for the filter of the block the row goes into; empty when
+    /// not taken (the writer then takes them from `search_text`); write-only.
+    #[sqlx(skip)]
+    pub text_hashes: Vec<u64>,
 }
 
 /// One histogram bar as the store counts it.

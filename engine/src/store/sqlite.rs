@@ -160,17 +160,29 @@ impl SqliteStore {
             // A run of few logs gets rows: a block of one or two logs costs what rows do, and
             // rows cost a search nothing extra to read.
             let mut singles: Vec<(i64, &LogRow)> = Vec::new();
+            // Payloads in blocks of neighbouring logs: those of one block of logs together
+            // (a text search that checks a block's logs reads just their payloads), those of
+            // logs stored as rows with their neighbours.
+            let mut payload_groups: Vec<Vec<(i64, &[u8])>> = Vec::new();
+            let mut after_single = false;
             for run in super::blocks::block_runs(&rows) {
-                if run.len() >= BLOCK_MIN_LOGS {
-                    super::blocks::insert_run(&mut *tx, run).await?;
-                } else {
+                let single = run.len() < BLOCK_MIN_LOGS;
+                if single {
                     singles.extend_from_slice(run);
+                } else {
+                    super::blocks::insert_run(&mut *tx, run).await?;
+                }
+                if !(single && after_single) || payload_groups.is_empty() {
+                    payload_groups.push(Vec::new());
+                }
+                after_single = single;
+                if let Some(group) = payload_groups.last_mut() {
+                    group.extend(run.iter().filter_map(|(id, r)| r.payload.as_deref().map(|p| (*id, p))));
                 }
             }
             insert_rows(&mut *tx, &singles).await?;
-            let payloads: Vec<(i64, &[u8])> = rows.iter().filter_map(|(id, r)| r.payload.as_deref().map(|p| (*id, p))).collect();
-            // Payloads in blocks of neighbouring logs (ids ascend with `payloads`).
-            for run in payload::block_runs(&payloads) {
+            // Ids ascend within each group, and groups do not overlap.
+            for run in payload_groups.iter().flat_map(|g| payload::block_runs(g)) {
                 let (first, last) = (run[0].0, run[run.len() - 1].0);
                 sqlx::query("INSERT INTO payload_blocks (first_id, last_id, body) VALUES (?, ?, ?)")
                     .bind(first)
@@ -179,8 +191,10 @@ impl SqliteStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            // The full-text index: written by its own task after the commit (`fulltext`).
-            index_texts = rows.iter().filter_map(|(id, r)| r.search_text.as_ref().map(|t| (*id, t.clone()))).collect();
+            // Logs in blocks are found through their block's filter of words (`textindex`);
+            // those stored as rows go to FTS5, written by its own task after the commit
+            // (`fulltext`), which is also told how far the logs go (its mark).
+            index_texts = singles.iter().filter_map(|(id, r)| r.search_text.as_ref().map(|t| (*id, t.clone()))).collect();
             index_through = Some(base + b.logs.len() as i64);
         }
 

@@ -1,0 +1,315 @@
+//! The full-text index of logs stored in blocks (`store::blocks`): one Bloom filter of words
+//! per block, written with the block in the ingest commit.
+//!
+//! FTS5 cost about 12 µs of CPU per log on this project's 2-core host (a third of all ingest
+//! CPU; `docs/benchmarks.md`). A filter of the block's words costs the words' hashes, taken by
+//! the HTTP workers while they build each row (`hashes`), and a few bit sets per word in the
+//! commit. A search tests each block's filter for every word asked for; a block that cannot
+//! hold them all is skipped without being read, and the logs of a block that may are checked
+//! word by word (`Phrases::matches`), so the filter's false positives (about 1 %) cost
+//! reading a block and never a wrong answer. This is how ClickHouse's `tokenbf_v1` skip index
+//! and Loki's chunk scans answer text queries without an inverted index.
+//!
+//! Words are what `for_each_word` cuts: runs of letters and digits, lowercased, without
+//! diacritics (`Café` and `cafe` are one word), as FTS5's `unicode61 remove_diacritics 2`
+//! tokenizer does for the rows it still indexes (logs stored one per row, `store::fulltext`).
+//!
+//! The filter is sized after the fact: it is filled at 16 bits per word written (an upper
+//! bound of the distinct words), the distinct words are estimated from the bits set, and the
+//! bit array is folded in halves (bit `i` ORed into bit `i mod m/2`) down to 10–20 bits per
+//! distinct word. Folding keeps every word: bit positions are hashes reduced modulo a power of
+//! two, so a position modulo `m/2` is the folded position. Crates that offer Bloom filters
+//! (`bloomfilter`, `fastbloom`) fix their size up front and do not promise a byte format, which
+//! a stored index needs; this is the one place such a filter is built and read.
+
+use aho_corasick::AhoCorasick;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Byte format of a stored filter: `[FORMAT, PROBES, log2 of the bit count]` then the bit array
+/// as little-endian 64-bit words.
+const FORMAT: u8 = 1;
+/// Bits set per word.
+const PROBES: u64 = 4;
+/// Bits per word written while filling (before folding).
+const FILL_BITS_PER_WORD: usize = 16;
+/// Bits per distinct word at least, after folding: about 1.2 % false positives at 10 with 4
+/// probes, 0.2 % at 20.
+const BITS_PER_DISTINCT_WORD: f64 = 10.0;
+/// The smallest filter: 512 bits (64 bytes).
+const MIN_LOG2_BITS: u32 = 9;
+/// The largest: 2^26 bits (8 MiB), far above a block's words (`MAX_BLOCK_TEXT`).
+const MAX_LOG2_BITS: u32 = 26;
+
+/// Calls `f` with each word of `text`: a run of letters and digits, lowercased, diacritics
+/// removed.
+pub(crate) fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
+    let mut buf = String::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        if word.is_ascii() {
+            if word.bytes().any(|b| b.is_ascii_uppercase()) {
+                buf.clear();
+                buf.push_str(word);
+                buf.make_ascii_lowercase();
+                f(&buf);
+            } else {
+                f(word);
+            }
+        } else {
+            buf.clear();
+            for c in word.nfd().filter(|c| !is_combining_mark(*c)) {
+                buf.extend(c.to_lowercase());
+            }
+            if !buf.is_empty() {
+                f(&buf);
+            }
+        }
+    }
+}
+
+/// The hash of one word (of `for_each_word`), as filters and checks use it. XXH3 is a fixed,
+/// published function: stored filters stay readable across versions.
+pub(crate) fn word_hash(word: &str) -> u64 {
+    xxh3_64(word.as_bytes())
+}
+
+/// The hashes of the words of `text`, in order (repeats kept).
+pub(crate) fn hashes(text: &str) -> Vec<u64> {
+    let mut out = Vec::with_capacity(text.len() / 6 + 1);
+    for_each_word(text, |w| out.push(word_hash(w)));
+    out
+}
+
+/// Fills a block's filter.
+pub(crate) struct FilterBuilder {
+    words: Vec<u64>,
+    log2: u32,
+}
+
+impl FilterBuilder {
+    /// A filter for at most `words` distinct words (the words written is an upper bound).
+    pub(crate) fn new(words: usize) -> FilterBuilder {
+        let bits = words.saturating_mul(FILL_BITS_PER_WORD).max(1).next_power_of_two();
+        let log2 = bits.trailing_zeros().clamp(MIN_LOG2_BITS, MAX_LOG2_BITS);
+        FilterBuilder { words: vec![0; 1 << (log2 - 6)], log2 }
+    }
+
+    pub(crate) fn insert(&mut self, hash: u64) {
+        let mask = (1u64 << self.log2) - 1;
+        let step = (hash >> 32) | 1;
+        for i in 0..PROBES {
+            let pos = hash.wrapping_add(i.wrapping_mul(step)) & mask;
+            self.words[(pos >> 6) as usize] |= 1 << (pos & 63);
+        }
+    }
+
+    /// The filter folded to its size and encoded.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        let m = (1u64 << self.log2) as f64;
+        let set: u64 = self.words.iter().map(|w| w.count_ones() as u64).sum();
+        // Distinct words from the share of bits set (Swamidass and Baldi); a full array gives
+        // no estimate and stays as it is.
+        if (set as f64) < m {
+            let distinct = -(m / PROBES as f64) * (1.0 - set as f64 / m).ln();
+            let want = (distinct * BITS_PER_DISTINCT_WORD).max(1.0);
+            while self.log2 > MIN_LOG2_BITS && ((1u64 << (self.log2 - 1)) as f64) >= want {
+                let half = self.words.len() / 2;
+                let (low, high) = self.words.split_at_mut(half);
+                for (l, h) in low.iter_mut().zip(high.iter()) {
+                    *l |= *h;
+                }
+                self.words.truncate(half);
+                self.log2 -= 1;
+            }
+        }
+        let mut out = Vec::with_capacity(3 + self.words.len() * 8);
+        out.extend_from_slice(&[FORMAT, PROBES as u8, self.log2 as u8]);
+        for w in &self.words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// A stored filter, read in place.
+pub(crate) struct Filter<'a> {
+    bits: &'a [u8],
+    mask: u64,
+    probes: u64,
+}
+
+impl<'a> Filter<'a> {
+    /// None when the bytes are not a filter this version reads: the caller then treats every
+    /// word as possibly present (the logs themselves are checked).
+    pub(crate) fn open(bytes: &'a [u8]) -> Option<Filter<'a>> {
+        let (&[format, probes, log2], bits) = bytes.split_first_chunk::<3>()?;
+        let log2 = u32::from(log2);
+        if format != FORMAT || probes == 0 || !(6..=MAX_LOG2_BITS).contains(&log2) || bits.len() as u64 * 8 != 1u64 << log2 {
+            return None;
+        }
+        Some(Filter { bits, mask: (1u64 << log2) - 1, probes: u64::from(probes) })
+    }
+
+    /// False only when no word with this hash was written.
+    pub(crate) fn may_contain(&self, hash: u64) -> bool {
+        let step = (hash >> 32) | 1;
+        (0..self.probes).all(|i| {
+            let pos = hash.wrapping_add(i.wrapping_mul(step)) & self.mask;
+            self.bits[(pos >> 3) as usize] & (1 << (pos & 7)) != 0
+        })
+    }
+}
+
+/// The phrases of a text condition (`Cond::Text`) as word hashes: a log matches when each
+/// phrase's words appear in its text, one after another.
+#[derive(Debug, Clone)]
+pub(crate) struct Phrases {
+    phrases: Vec<Vec<u64>>,
+    /// When every word asked for is ASCII (and there are at most 64): the words, found in an
+    /// ASCII text without regard to case. An ASCII text lacking one of them cannot match, which
+    /// spares cutting and hashing its words.
+    ascii: Option<(AhoCorasick, u64)>,
+}
+
+impl Phrases {
+    pub(crate) fn new(phrases: &[Vec<String>]) -> Phrases {
+        let mut words: Vec<String> = Vec::new();
+        for p in phrases {
+            for_each_word(&p.join(" "), |w| words.push(w.to_string()));
+        }
+        words.sort_unstable();
+        words.dedup();
+        let ascii = (words.len() <= 64 && words.iter().all(|w| w.is_ascii()))
+            .then(|| AhoCorasick::builder().ascii_case_insensitive(true).build(&words).ok())
+            .flatten()
+            .map(|ac| (ac, if words.len() == 64 { u64::MAX } else { (1u64 << words.len()) - 1 }));
+        Phrases { phrases: phrases.iter().map(|p| hashes(&p.join(" "))).filter(|p| !p.is_empty()).collect(), ascii }
+    }
+
+    /// False when the filter shows that a word asked for is in none of the block's logs.
+    pub(crate) fn may_match(&self, filter: &Filter<'_>) -> bool {
+        self.phrases.iter().flatten().all(|&h| filter.may_contain(h))
+    }
+
+    /// Whether the words of a log's text (`hashes` of it) hold every phrase.
+    pub(crate) fn matches(&self, words: &[u64]) -> bool {
+        self.phrases.iter().all(|p| words.windows(p.len()).any(|w| w == p.as_slice()))
+    }
+
+    /// Whether a log's text holds every phrase.
+    pub(crate) fn matches_text(&self, text: &str) -> bool {
+        if let Some((ac, all)) = &self.ascii
+            && text.is_ascii()
+        {
+            // In ASCII text a word is its bytes lowercased: a word that is not even a part of
+            // the text, whatever the case, is not one of its words.
+            let mut seen = 0u64;
+            for m in ac.find_overlapping_iter(text) {
+                seen |= 1 << m.pattern().as_usize();
+                if seen == *all {
+                    break;
+                }
+            }
+            if seen != *all {
+                return false;
+            }
+        }
+        self.matches(&hashes(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for_each_word(text, |w| out.push(w.to_string()));
+        out
+    }
+
+    #[test]
+    fn words_are_lowercase_letters_and_digits_without_diacritics() {
+        assert_eq!(words("Timeout after 30s: upstream_error (HTTP 504)!"), ["timeout", "after", "30s", "upstream", "error", "http", "504"]);
+        assert_eq!(words("Café CRÈME naïve"), ["cafe", "creme", "naive"]);
+        // A decomposed accent (e + U+0301) is the same word as the composed one.
+        assert_eq!(words("cafe\u{301}"), ["cafe"]);
+        assert_eq!(words("Straße 東京 δοκιμή"), ["straße", "東京", "δοκιμη"]);
+        assert_eq!(words(" -- ... "), Vec::<String>::new());
+        assert_eq!(hashes("Hello, WORLD"), hashes("hello world"));
+    }
+
+    fn filter_of(words: impl IntoIterator<Item = String>, capacity: usize) -> Vec<u8> {
+        let mut b = FilterBuilder::new(capacity);
+        for w in words {
+            b.insert(word_hash(&w));
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn a_filter_keeps_every_word_and_folds_to_its_distinct_words() {
+        // 20,000 words written, 500 distinct: filled at 16 bits per word written, folded to
+        // 10–20 bits per distinct word.
+        let written: Vec<String> = (0..20_000).map(|i| format!("w{}", i % 500)).collect();
+        let bytes = filter_of(written, 20_000);
+        let f = Filter::open(&bytes).unwrap();
+        let bits = (bytes.len() - 3) * 8;
+        assert!((5_000..=10_000).contains(&bits), "{bits} bits for 500 words");
+        for i in 0..500 {
+            assert!(f.may_contain(word_hash(&format!("w{i}"))), "w{i} lost");
+        }
+        let false_hits = (0..100_000).filter(|i| f.may_contain(word_hash(&format!("absent{i}")))).count();
+        assert!(false_hits < 2_500, "{false_hits} false positives in 100,000");
+        // An empty block gets the smallest filter, which holds nothing.
+        let empty = filter_of(Vec::new(), 0);
+        assert_eq!(empty.len(), 3 + 64);
+        assert!(!Filter::open(&empty).unwrap().may_contain(word_hash("any")));
+    }
+
+    #[test]
+    fn a_full_filter_is_not_folded_and_unknown_bytes_are_not_a_filter() {
+        // Far more distinct words than the capacity given: nothing is lost, nothing folded.
+        let bytes = filter_of((0..50_000).map(|i| format!("x{i}")), 10);
+        let f = Filter::open(&bytes).unwrap();
+        assert!((0..50_000).all(|i| f.may_contain(word_hash(&format!("x{i}")))));
+        assert_eq!(bytes.len(), 3 + 64);
+        for bad in [&[][..], &[FORMAT, 4], &[2, 4, 9], &[FORMAT, 4, 9, 0, 0], &[FORMAT, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0]] {
+            assert!(Filter::open(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn phrases_match_consecutive_words_only() {
+        let p = Phrases::new(&[vec!["rate".into(), "limit".into()], vec!["Exceeded".into()]]);
+        assert!(p.matches(&hashes("The RATE-limit was exceeded")));
+        assert!(!p.matches(&hashes("limit rate exceeded")));
+        assert!(!p.matches(&hashes("rate limit")));
+        let bytes = filter_of(words("the rate limit was exceeded"), 5);
+        assert!(p.may_match(&Filter::open(&bytes).unwrap()));
+        let other = filter_of(words("the rate limit"), 3);
+        assert!(!p.may_match(&Filter::open(&other).unwrap()));
+        // No words asked for: everything matches.
+        assert!(Phrases::new(&[]).matches(&[]));
+        // The same answers from the text, ASCII or not (the words found in an ASCII text
+        // without regard to case only rule logs out).
+        for (text, want) in [
+            ("The RATE-limit was exceeded", true),
+            ("limit rate exceeded", false),
+            ("ratelimit exceeded", false),
+            ("the rate limit was not EXCEEDED", true),
+            ("Rate limit exceeded — Café", true),
+            ("Rate limit excéeded", true),
+            ("rate limit", false),
+        ] {
+            assert_eq!(p.matches_text(text), want, "{text}");
+            assert_eq!(p.matches_text(text), p.matches(&hashes(text)), "{text}");
+        }
+        let accented = Phrases::new(&[vec!["café".into()]]);
+        assert!(accented.matches_text("un CAFE noir") && accented.matches_text("un café noir") && !accented.matches_text("un cafard"));
+    }
+}
