@@ -434,36 +434,66 @@ fn fold_job(resolver: &mut Resolver, batch: &mut WriteBatch, job: &mut Job, seri
 async fn commit_loop(store: Arc<dyn Store>, handoff: Arc<Handoff>, flush_every: Duration, defer: bool, stats: Arc<WriterStats>) {
     let _alive = Alive { handoff: handoff.clone(), committer: true };
     let mut pending = PendingDims::default();
+    // The next group, taken while this one commits and prepared meanwhile (`prepare`).
+    let mut ahead: Option<tokio::task::JoinHandle<Folded>> = None;
     loop {
-        let ready = handoff.ready.notified();
-        let (folded, closed) = {
-            let mut slot = handoff.slot.lock().await;
-            (slot.folded.take(), slot.closed || !handoff.folder_alive.load(Ordering::Acquire))
-        };
-        let mut f = match folded {
-            Some(f) => {
-                handoff.taken.notify_waiters();
-                f
-            }
-            // Nothing to write, and the folder is gone: flush what is held back, then end.
-            None if closed => Folded::new(),
+        let (mut f, closed) = match ahead.take() {
+            Some(prepared) => match prepared.await {
+                Ok(f) => (f, false),
+                Err(e) => {
+                    // A panic while encoding (a bug): the group's requests get `Unavailable`
+                    // (their answer channels were dropped with it); nothing of it was stored.
+                    tracing::error!(error = %e, "preparing an ingest group failed");
+                    continue;
+                }
+            },
             None => {
-                match pending.since {
-                    Some(since) => {
-                        if tokio::time::timeout_at((since + flush_every).into(), ready).await.is_ok() {
-                            continue;
-                        }
-                        // Quiet for a while with deltas held back: flush them on their own.
-                        Folded::new()
+                let ready = handoff.ready.notified();
+                let (folded, closed) = {
+                    let mut slot = handoff.slot.lock().await;
+                    (slot.folded.take(), slot.closed || !handoff.folder_alive.load(Ordering::Acquire))
+                };
+                let f = match folded {
+                    Some(f) => {
+                        handoff.taken.notify_waiters();
+                        f
                     }
+                    // Nothing to write, and the folder is gone: flush what is held back, then end.
+                    None if closed => Folded::new(),
                     None => {
-                        ready.await;
-                        continue;
+                        match pending.since {
+                            Some(since) => {
+                                if tokio::time::timeout_at((since + flush_every).into(), ready).await.is_ok() {
+                                    continue;
+                                }
+                                // Quiet for a while with deltas held back: flush them on their own.
+                                Folded::new()
+                            }
+                            None => {
+                                ready.await;
+                                continue;
+                            }
+                        }
                     }
+                };
+                match prepare(&store, f).await {
+                    Some(f) => (f, closed),
+                    None => continue,
                 }
             }
         };
-        f.batch.rollups.finish();
+        // Take what was folded meanwhile and prepare it while this group commits: groups stay
+        // what arrives during one commit, and encoding them is off the serial path.
+        if !closed {
+            let next = handoff.slot.lock().await.folded.take();
+            if let Some(next) = next {
+                handoff.taken.notify_waiters();
+                ahead = Some(tokio::task::spawn_blocking({
+                    let store = store.clone();
+                    move || prepared(store.as_ref(), next)
+                }));
+            }
+        }
         let flush_due = !defer
             || closed
             || !f.flush_waiters.is_empty()
@@ -523,6 +553,27 @@ async fn commit_loop(store: Arc<dyn Store>, handoff: Arc<Handoff>, flush_every: 
         // of stored rows, see `recover_breakdowns`).
         if closed {
             break;
+        }
+    }
+}
+
+/// The CPU work of a group before its commit: rollup deltas finished, logs encoded
+/// (`Store::prepare_batch`).
+fn prepared(store: &dyn Store, mut f: Folded) -> Folded {
+    f.batch.rollups.finish();
+    store.prepare_batch(&mut f.batch);
+    f
+}
+
+/// `prepared` on a blocking thread, for the group the committer writes next. None when it
+/// panicked (a bug: the group's requests get `Unavailable`).
+async fn prepare(store: &Arc<dyn Store>, f: Folded) -> Option<Folded> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || prepared(store.as_ref(), f)).await {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::error!(error = %e, "preparing an ingest group failed");
+            None
         }
     }
 }

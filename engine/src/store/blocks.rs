@@ -850,18 +850,48 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, rows: &[(i64, &LogRow)])
 }
 
 /// Stores one run of `block_runs` as a block, with the filter of its words.
+#[cfg(test)]
 pub(crate) async fn insert_run(conn: &mut SqliteConnection, run: &[(i64, &LogRow)]) -> Result<()> {
-    let written: usize = run.iter().map(|(_, r)| r.text_hashes.len().max(r.search_text.as_ref().map_or(0, |t| t.len() / 2))).sum();
-    let mut filter = FilterBuilder::new(written);
-    for (_, r) in run {
-        if !r.text_hashes.is_empty() {
-            r.text_hashes.iter().for_each(|h| filter.insert(*h));
-        } else if let Some(t) = &r.search_text {
-            // Rows not built by ingest (tests, tools) come without the hashes.
-            super::textindex::for_each_word(t, |w| filter.insert(super::textindex::word_hash(w)));
+    write_block(conn, run[0].0, run[run.len() - 1].0, &Encoded::of(run[0].0, run)?, false).await
+}
+
+/// A run of logs encoded as a block body, with the facts its row carries and the filter of its
+/// words. Encoding needs only the logs' order, not their ids (the body keeps steps between
+/// ids), so the writer encodes a commit's blocks before the transaction that hands out the ids
+/// (`Store::prepare_batch`).
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    model_id: i64,
+    min_ts: i64,
+    max_ts: i64,
+    count: i64,
+    body: Vec<u8>,
+    text_index: Option<Vec<u8>>,
+}
+
+impl Encoded {
+    /// `rows` in id order, in the block whose range starts at `first_id`. The ids may be
+    /// any with the same steps (from `first_id` and between each other) as the stored ones.
+    pub(crate) fn of(first_id: i64, rows: &[(i64, &LogRow)]) -> Result<Encoded> {
+        let written: usize = rows.iter().map(|(_, r)| r.text_hashes.len().max(r.search_text.as_ref().map_or(0, |t| t.len() / 2))).sum();
+        let mut filter = FilterBuilder::new(written);
+        for (_, r) in rows {
+            if !r.text_hashes.is_empty() {
+                r.text_hashes.iter().for_each(|h| filter.insert(*h));
+            } else if let Some(t) = &r.search_text {
+                // Rows not built by ingest (tests, tools) come without the hashes.
+                super::textindex::for_each_word(t, |w| filter.insert(super::textindex::word_hash(w)));
+            }
         }
+        Ok(Encoded {
+            model_id: rows[0].1.model_id,
+            min_ts: rows.iter().map(|r| r.1.ts).min().unwrap_or(0),
+            max_ts: rows.iter().map(|r| r.1.ts).max().unwrap_or(0),
+            count: rows.len() as i64,
+            body: encode(first_id, rows)?,
+            text_index: Some(filter.finish()),
+        })
     }
-    write_block(conn, run, run[0].0, run[run.len() - 1].0, false, Some(filter.finish())).await
 }
 
 /// A stored log's text as ingest indexed it (`ingest::search_text` of its message, error
@@ -906,16 +936,9 @@ pub(crate) async fn payloads_between(conn: &mut SqliteConnection, after: i64, la
     Ok(out)
 }
 
-async fn write_block(
-    conn: &mut SqliteConnection,
-    rows: &[(i64, &LogRow)],
-    first_id: i64,
-    last_id: i64,
-    replace: bool,
-    text_index: Option<Vec<u8>>,
-) -> Result<()> {
-    let min_ts = rows.iter().map(|r| r.1.ts).min().unwrap_or(0);
-    let max_ts = rows.iter().map(|r| r.1.ts).max().unwrap_or(0);
+/// Stores an encoded block as the logs `first_id..=last_id` (inserted, or replacing the block
+/// that starts at `first_id`).
+pub(crate) async fn write_block(conn: &mut SqliteConnection, first_id: i64, last_id: i64, block: &Encoded, replace: bool) -> Result<()> {
     let sql = if replace {
         "UPDATE log_blocks SET last_id = ?2, model_id = ?3, min_ts = ?4, max_ts = ?5, count = ?6, body = ?7, text_index = ?8 WHERE first_id = ?1"
     } else {
@@ -924,12 +947,12 @@ async fn write_block(
     sqlx::query(sql)
         .bind(first_id)
         .bind(last_id)
-        .bind(rows[0].1.model_id)
-        .bind(min_ts)
-        .bind(max_ts)
-        .bind(rows.len() as i64)
-        .bind(encode(first_id, rows)?)
-        .bind(text_index)
+        .bind(block.model_id)
+        .bind(block.min_ts)
+        .bind(block.max_ts)
+        .bind(block.count)
+        .bind(block.body.as_slice())
+        .bind(block.text_index.as_deref())
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -983,7 +1006,9 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, f: &LogFilter) -> Result
             } else {
                 None
             };
-            write_block(conn, &rows, m.first_id, m.last_id, true, text_index).await?;
+            // The block keeps its id range: ids are steps from its first id, deleted or not.
+            let block = Encoded { text_index, ..Encoded::of(m.first_id, &rows)? };
+            write_block(conn, m.first_id, m.last_id, &block, true).await?;
         }
     }
     Ok(n)
@@ -1218,7 +1243,12 @@ mod tests {
             let n = if rng.gen_bool(0.3) { rng.gen_range(1..20) } else { rng.gen_range(60..200) }.min(left);
             left -= n;
             let logs = (0..n).map(|_| random_row(&mut rng)).collect();
-            blocks.write_batch(&WriteBatch { logs, ..Default::default() }).await.unwrap();
+            let mut batch = WriteBatch { logs, ..Default::default() };
+            // Half encoded ahead, as the writer does (`Store::prepare_batch`), half in the commit.
+            if rng.gen_bool(0.5) {
+                blocks.prepare_batch(&mut batch);
+            }
+            blocks.write_batch(&batch).await.unwrap();
         }
         if let Some(b) = blocks.search_barrier() {
             b.await;
@@ -1443,6 +1473,67 @@ mod tests {
         let same: Vec<LogRow> = (0..5_000).map(|_| row(7)).collect();
         let pairs: Vec<(i64, &LogRow)> = same.iter().enumerate().map(|(i, r)| (i as i64 + 1, r)).collect();
         assert_eq!(block_runs(&pairs).iter().map(|r| r.len()).collect::<Vec<_>>(), vec![MAX_BLOCK_LOGS, 5_000 - MAX_BLOCK_LOGS]);
+    }
+
+    /// Encoding a batch ahead of its transaction (`Store::prepare_batch`, which the writer runs
+    /// while the previous batch commits) stores exactly what encoding inside the transaction
+    /// does: the same blocks, rows and payload blocks under the same ids. A batch whose logs
+    /// changed after it was prepared is encoded again.
+    #[tokio::test]
+    async fn prepared_batches_are_stored_like_unprepared_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inline, ahead) = (open(dir.path(), "inline.db").await, open(dir.path(), "ahead.db").await);
+        let mut rng = StdRng::seed_from_u64(5);
+        let logs = |n: usize, rng: &mut StdRng| -> Vec<LogRow> {
+            (0..n)
+                .map(|i| {
+                    let mut r = random_row(rng);
+                    if i % 3 != 0 {
+                        let text = format!("request {i} {}", "lorem ipsum ".repeat(i % 40));
+                        r.payload = crate::ingest::payload::Payload::new(Some(text), Some(format!("answer {i}")), 4096).map(|p| p.encode().unwrap());
+                    }
+                    r
+                })
+                .collect()
+        };
+        for n in [300, 3, 1000, 40] {
+            let batch = logs(n, &mut rng);
+            inline.write_batch(&WriteBatch { logs: batch.clone(), ..Default::default() }).await.unwrap();
+            let mut prepared = WriteBatch { logs: batch, ..Default::default() };
+            ahead.prepare_batch(&mut prepared);
+            assert!(prepared.encoded.is_some());
+            ahead.write_batch(&prepared).await.unwrap();
+        }
+        let more = logs(60, &mut rng);
+        let mut changed = WriteBatch { logs: more[..30].to_vec(), ..Default::default() };
+        ahead.prepare_batch(&mut changed);
+        changed.logs.extend_from_slice(&more[30..]);
+        ahead.write_batch(&changed).await.unwrap();
+        inline.write_batch(&WriteBatch { logs: more, ..Default::default() }).await.unwrap();
+
+        type BlockRow = (i64, i64, i64, i64, i64, i64, Vec<u8>, Option<Vec<u8>>);
+        let blocks = |s: &SqliteStore| {
+            let pool = s.pool.clone();
+            async move {
+                let b: Vec<BlockRow> = sqlx::query_as("SELECT first_id, last_id, model_id, min_ts, max_ts, count, body, text_index FROM log_blocks ORDER BY first_id")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                let p: Vec<(i64, i64, Vec<u8>)> =
+                    sqlx::query_as("SELECT first_id, last_id, body FROM payload_blocks ORDER BY first_id").fetch_all(&pool).await.unwrap();
+                (b, p)
+            }
+        };
+        let (want, got) = (blocks(&inline).await, blocks(&ahead).await);
+        assert!(want.0.len() >= 4 && want.1.len() >= 4, "{} log blocks, {} payload blocks", want.0.len(), want.1.len());
+        assert!(want.0.iter().all(|b| b.7.is_some()), "every block has a filter of its words");
+        assert_eq!(got, want);
+        let (want, got) = (inline.logs_after(0, 10_000).await.unwrap(), ahead.logs_after(0, 10_000).await.unwrap());
+        assert_eq!(want.len(), 1403);
+        assert_eq!(got, want);
+        for l in want.iter().step_by(97) {
+            assert_eq!(ahead.payload_impl(l.id).await.unwrap(), inline.payload_impl(l.id).await.unwrap());
+        }
     }
 
     /// A commit spanning hours (a backfill) gets several blocks, and a range far below the

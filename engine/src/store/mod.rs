@@ -102,6 +102,10 @@ pub trait Store: Send + Sync + 'static {
     async fn series_of_model(&self, model_id: i64) -> Result<Vec<(i64, SeriesKey)>>;
     /// One transaction: raw rows, payloads, metric points, and the rollup deltas merged in.
     async fn write_batch(&self, batch: &WriteBatch) -> Result<()>;
+    /// CPU work of `write_batch` that can be done ahead of it, off the async runtime and while
+    /// the previous batch writes (SQLite: encoding blocks). Optional: `write_batch` does what
+    /// was not done.
+    fn prepare_batch(&self, batch: &mut WriteBatch);
     /// For stores that index text after the commit (SQLite, see `fulltext`): resolves once the
     /// logs of every `write_batch` so far are searchable (bounded wait). `None`: searchable at
     /// commit.
@@ -267,6 +271,8 @@ pub struct WriteBatch {
     /// Which stored logs the breakdown rollups cover after this commit (stores that defer
     /// breakdowns only).
     pub breakdown_mark: BreakdownMark,
+    /// `logs` encoded for storage by `Store::prepare_batch` (SQLite).
+    pub(crate) encoded: Option<sqlite::EncodedLogs>,
 }
 
 /// The log id through which `rollups_dim_*` are complete, recorded with a breakdown flush.
@@ -1204,6 +1210,10 @@ macro_rules! impl_common_store {
 
             async fn write_batch(&self, batch: &$crate::store::WriteBatch) -> $crate::error::Result<()> {
                 self.write_batch_impl(batch).await
+            }
+
+            fn prepare_batch(&self, batch: &mut $crate::store::WriteBatch) {
+                self.prepare_batch_impl(batch)
             }
 
             fn defers_breakdowns(&self) -> bool {

@@ -30,6 +30,9 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Nothing to prepare: rows go to Postgres as they are.
+    pub(crate) fn prepare_batch_impl(&self, _b: &mut WriteBatch) {}
+
     /// Text is indexed in the commit's own transaction: searchable at commit.
     pub(crate) fn search_barrier_impl(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>> {
         None

@@ -138,7 +138,79 @@ pub(super) fn values_sql(rows: usize, params: usize) -> String {
     s
 }
 
+/// A commit's logs made ready for storage ahead of its transaction (`Store::prepare_batch`):
+/// their id order (by model, then time, so that each model's logs of the commit become blocks
+/// with one contiguous id range each), the runs stored as blocks (encoded, with the filters of
+/// their words) or as rows, and the payload blocks. Positions in the id order stand for ids;
+/// the transaction adds the first id it hands out. Encoding is most of a commit's CPU work,
+/// and this way it runs while the previous commit writes.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedLogs {
+    /// How many logs the batch had when encoded (the write path checks it still has).
+    logs: usize,
+    /// Index in the batch's `logs` of each position.
+    order: Vec<usize>,
+    runs: Vec<EncodedRun>,
+    /// (first position, last position, body).
+    payload_blocks: Vec<(i64, i64, Vec<u8>)>,
+}
+
+#[derive(Debug)]
+struct EncodedRun {
+    first: i64,
+    last: i64,
+    /// None: a run of few logs, stored as rows of `logs` (a block of one or two logs costs
+    /// what rows do, and rows cost a search nothing extra to read).
+    block: Option<super::blocks::Encoded>,
+}
+
+impl EncodedLogs {
+    pub(crate) fn of(logs: &[LogRow]) -> Result<EncodedLogs> {
+        let mut order: Vec<usize> = (0..logs.len()).collect();
+        order.sort_by_key(|&i| (logs[i].model_id, logs[i].ts));
+        let rows: Vec<(i64, &LogRow)> = order.iter().enumerate().map(|(k, &i)| (k as i64, &logs[i])).collect();
+        let mut runs = Vec::new();
+        // Payloads in blocks of neighbouring logs: those of one block of logs together (a text
+        // search that checks a block's logs reads just their payloads), those of logs stored
+        // as rows with their neighbours.
+        let mut payload_groups: Vec<Vec<(i64, &[u8])>> = Vec::new();
+        let mut after_single = false;
+        for run in super::blocks::block_runs(&rows) {
+            let (first, last) = (run[0].0, run[run.len() - 1].0);
+            let single = run.len() < BLOCK_MIN_LOGS;
+            let block = if single { None } else { Some(super::blocks::Encoded::of(first, run)?) };
+            runs.push(EncodedRun { first, last, block });
+            if !(single && after_single) || payload_groups.is_empty() {
+                payload_groups.push(Vec::new());
+            }
+            after_single = single;
+            if let Some(group) = payload_groups.last_mut() {
+                group.extend(run.iter().filter_map(|(k, r)| r.payload.as_deref().map(|p| (*k, p))));
+            }
+        }
+        let mut payload_blocks = Vec::new();
+        // Positions ascend within each group, and groups do not overlap.
+        for run in payload_groups.iter().flat_map(|g| payload::block_runs(g)) {
+            let (first, last) = (run[0].0, run[run.len() - 1].0);
+            payload_blocks.push((first, last, payload::encode_block(first, run)?));
+        }
+        Ok(EncodedLogs { logs: logs.len(), order, runs, payload_blocks })
+    }
+}
+
 impl SqliteStore {
+    /// See `Store::prepare_batch`. A failure leaves the batch unprepared: the commit encodes
+    /// it again and reports the error.
+    pub(crate) fn prepare_batch_impl(&self, b: &mut WriteBatch) {
+        if b.logs.is_empty() {
+            return;
+        }
+        match EncodedLogs::of(&b.logs) {
+            Ok(enc) => b.encoded = Some(enc),
+            Err(e) => tracing::warn!(error = %e, "cannot encode a commit's logs ahead of it"),
+        }
+    }
+
     pub(crate) async fn write_batch_impl(&self, b: &WriteBatch) -> Result<()> {
         if !b.logs.is_empty() {
             self.full_text.wait_for_room().await;
@@ -152,42 +224,28 @@ impl SqliteStore {
         if !b.logs.is_empty() {
             // Above the newest log and above every deleted one: ids are never reused.
             let base: i64 = sqlx::query_scalar(HIGHEST_LOG_ID).fetch_one(&mut *tx).await?;
-            // Ids in order of model, then time: each model's logs of this commit become blocks
-            // (`blocks::block_runs`), each with one contiguous id range.
-            let mut order: Vec<usize> = (0..b.logs.len()).collect();
-            order.sort_by_key(|&i| (b.logs[i].model_id, b.logs[i].ts));
-            let rows: Vec<(i64, &LogRow)> = order.iter().enumerate().map(|(k, &i)| (base + 1 + k as i64, &b.logs[i])).collect();
-            // A run of few logs gets rows: a block of one or two logs costs what rows do, and
-            // rows cost a search nothing extra to read.
+            let owned;
+            let enc = match b.encoded.as_ref().filter(|e| e.logs == b.logs.len()) {
+                Some(enc) => enc,
+                None => {
+                    owned = EncodedLogs::of(&b.logs)?;
+                    &owned
+                }
+            };
+            let id = |k: i64| base + 1 + k;
             let mut singles: Vec<(i64, &LogRow)> = Vec::new();
-            // Payloads in blocks of neighbouring logs: those of one block of logs together
-            // (a text search that checks a block's logs reads just their payloads), those of
-            // logs stored as rows with their neighbours.
-            let mut payload_groups: Vec<Vec<(i64, &[u8])>> = Vec::new();
-            let mut after_single = false;
-            for run in super::blocks::block_runs(&rows) {
-                let single = run.len() < BLOCK_MIN_LOGS;
-                if single {
-                    singles.extend_from_slice(run);
-                } else {
-                    super::blocks::insert_run(&mut *tx, run).await?;
-                }
-                if !(single && after_single) || payload_groups.is_empty() {
-                    payload_groups.push(Vec::new());
-                }
-                after_single = single;
-                if let Some(group) = payload_groups.last_mut() {
-                    group.extend(run.iter().filter_map(|(id, r)| r.payload.as_deref().map(|p| (*id, p))));
+            for run in &enc.runs {
+                match &run.block {
+                    Some(block) => super::blocks::write_block(&mut tx, id(run.first), id(run.last), block, false).await?,
+                    None => singles.extend((run.first..=run.last).map(|k| (id(k), &b.logs[enc.order[k as usize]]))),
                 }
             }
             insert_rows(&mut *tx, &singles).await?;
-            // Ids ascend within each group, and groups do not overlap.
-            for run in payload_groups.iter().flat_map(|g| payload::block_runs(g)) {
-                let (first, last) = (run[0].0, run[run.len() - 1].0);
+            for (first, last, body) in &enc.payload_blocks {
                 sqlx::query("INSERT INTO payload_blocks (first_id, last_id, body) VALUES (?, ?, ?)")
-                    .bind(first)
-                    .bind(last)
-                    .bind(payload::encode_block(first, run)?)
+                    .bind(id(*first))
+                    .bind(id(*last))
+                    .bind(body.as_slice())
                     .execute(&mut *tx)
                     .await?;
             }
