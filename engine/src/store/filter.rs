@@ -30,11 +30,12 @@ pub enum Cond {
 }
 
 /// A user's search text as phrases of words: "quoted text" is one phrase, every other word
-/// its own. Words are runs of letters and digits, so operators and punctuation of any query
-/// syntax are taken as separators, never as syntax. Empty when there are no words.
+/// its own. Words are runs of letters, digits and combining marks, so operators and
+/// punctuation of any query syntax are taken as separators, never as syntax. Empty when there
+/// are no words.
 pub fn text_phrases(q: &str) -> Vec<Vec<String>> {
     let words = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect()
+        s.split(|c: char| !super::textindex::is_word_char(c)).filter(|w| !w.is_empty()).map(str::to_string).collect()
     };
     let mut out = Vec::new();
     for (i, seg) in q.split('"').enumerate() {

@@ -10,9 +10,13 @@
 //! reading a block and never a wrong answer. This is how ClickHouse's `tokenbf_v1` skip index
 //! and Loki's chunk scans answer text queries without an inverted index.
 //!
-//! Words are what `for_each_word` cuts: runs of letters and digits, lowercased, without
-//! diacritics (`Café` and `cafe` are one word), as FTS5's `unicode61 remove_diacritics 2`
-//! tokenizer does for the rows it still indexes (logs stored one per row, `store::fulltext`).
+//! Words are what `for_each_word` cuts, as FTS5's `unicode61 remove_diacritics 2` tokenizer
+//! does for the rows it still indexes (logs stored one per row, `store::fulltext`): runs of
+//! letters, digits and combining marks, lowercased, with the diacritics of Latin letters
+//! removed (`Café`, `cafe` and `cafe` + U+0301 are one word; `й` and `и` stay two, as in FTS5).
+//! Which characters are letters comes from Unicode tables that grow with new Unicode versions;
+//! a filter records the versions it was written with, and one written with others is not
+//! trusted (its blocks' logs are all checked).
 //!
 //! The filter is sized after the fact: it is filled at 16 bits per word written (an upper
 //! bound of the distinct words), the distinct words are estimated from the bits set, and the
@@ -27,9 +31,11 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 use xxhash_rust::xxh3::xxh3_64;
 
-/// Byte format of a stored filter: `[FORMAT, PROBES, log2 of the bit count]` then the bit array
-/// as little-endian 64-bit words.
-const FORMAT: u8 = 1;
+/// Byte format of a stored filter: `[FORMAT, PROBES, log2 of the bit count]`, the Unicode
+/// versions of the word cutting (`unicode_versions`, 4 bytes), then the bit array as
+/// little-endian 64-bit words.
+const FORMAT: u8 = 2;
+const HEADER: usize = 7;
 /// Bits set per word.
 const PROBES: u64 = 4;
 /// Bits per word written while filling (before folding).
@@ -42,11 +48,31 @@ const MIN_LOG2_BITS: u32 = 9;
 /// The largest: 2^26 bits (8 MiB), far above a block's words (`MAX_BLOCK_TEXT`).
 const MAX_LOG2_BITS: u32 = 26;
 
-/// Calls `f` with each word of `text`: a run of letters and digits, lowercased, diacritics
-/// removed.
+/// The Unicode versions of the tables behind `for_each_word` (the standard library's letters
+/// and case, `unicode-normalization`'s decompositions), major and minor.
+fn unicode_versions() -> [u8; 4] {
+    let (a, b, _) = char::UNICODE_VERSION;
+    let (c, d, _) = unicode_normalization::UNICODE_VERSION;
+    [a, b, c, d]
+}
+
+/// A character that belongs to a word: letters, digits and combining marks (`is_combining_mark`:
+/// an accent written as a character of its own continues the word it follows).
+pub(crate) fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || is_combining_mark(c)
+}
+
+/// Latin letters (Basic Latin to Latin Extended-B, Latin Extended Additional, -C, -D): the
+/// ones whose diacritics are removed, as FTS5's `remove_diacritics` does.
+fn is_latin(c: char) -> bool {
+    matches!(c, '\0'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' | '\u{2C60}'..='\u{2C7F}' | '\u{A720}'..='\u{A7FF}')
+}
+
+/// Calls `f` with each word of `text`: a run of `is_word_char`, lowercased, the diacritics of
+/// Latin letters removed.
 pub(crate) fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
     let mut buf = String::new();
-    for word in text.split(|c: char| !c.is_alphanumeric()) {
+    for word in text.split(|c: char| !is_word_char(c)) {
         if word.is_empty() {
             continue;
         }
@@ -61,8 +87,24 @@ pub(crate) fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
             }
         } else {
             buf.clear();
-            for c in word.nfd().filter(|c| !is_combining_mark(*c)) {
-                buf.extend(c.to_lowercase());
+            // Whether the last letter was Latin: its marks, composed or not, are dropped.
+            let mut latin = false;
+            for c in word.chars() {
+                if is_combining_mark(c) {
+                    if !latin {
+                        buf.push(c);
+                    }
+                } else if is_latin(c) {
+                    latin = true;
+                    unicode_normalization::char::decompose_canonical(c, |d| {
+                        if !is_combining_mark(d) {
+                            buf.extend(d.to_lowercase());
+                        }
+                    });
+                } else {
+                    latin = false;
+                    buf.extend(c.to_lowercase());
+                }
             }
             if !buf.is_empty() {
                 f(&buf);
@@ -126,8 +168,9 @@ impl FilterBuilder {
                 self.log2 -= 1;
             }
         }
-        let mut out = Vec::with_capacity(3 + self.words.len() * 8);
+        let mut out = Vec::with_capacity(HEADER + self.words.len() * 8);
         out.extend_from_slice(&[FORMAT, PROBES as u8, self.log2 as u8]);
+        out.extend_from_slice(&unicode_versions());
         for w in &self.words {
             out.extend_from_slice(&w.to_le_bytes());
         }
@@ -143,12 +186,18 @@ pub(crate) struct Filter<'a> {
 }
 
 impl<'a> Filter<'a> {
-    /// None when the bytes are not a filter this version reads: the caller then treats every
-    /// word as possibly present (the logs themselves are checked).
+    /// None when the bytes are not a filter this version reads, or were cut into words with
+    /// other Unicode tables: the caller then treats every word as possibly present (the logs
+    /// themselves are checked).
     pub(crate) fn open(bytes: &'a [u8]) -> Option<Filter<'a>> {
-        let (&[format, probes, log2], bits) = bytes.split_first_chunk::<3>()?;
+        let (&[format, probes, log2, a, b, c, d], bits) = bytes.split_first_chunk::<HEADER>()?;
         let log2 = u32::from(log2);
-        if format != FORMAT || probes == 0 || !(6..=MAX_LOG2_BITS).contains(&log2) || bits.len() as u64 * 8 != 1u64 << log2 {
+        if format != FORMAT
+            || probes == 0
+            || [a, b, c, d] != unicode_versions()
+            || !(6..=MAX_LOG2_BITS).contains(&log2)
+            || bits.len() as u64 * 8 != 1u64 << log2
+        {
             return None;
         }
         Some(Filter { bits, mask: (1u64 << log2) - 1, probes: u64::from(probes) })
@@ -169,6 +218,8 @@ impl<'a> Filter<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct Phrases {
     phrases: Vec<Vec<u64>>,
+    /// A phrase asked for has no words (FTS5 then finds nothing): nothing matches.
+    none: bool,
     /// When every word asked for is ASCII (and there are at most 64): the words, found in an
     /// ASCII text without regard to case. An ASCII text lacking one of them cannot match, which
     /// spares cutting and hashing its words.
@@ -187,17 +238,19 @@ impl Phrases {
             .then(|| AhoCorasick::builder().ascii_case_insensitive(true).build(&words).ok())
             .flatten()
             .map(|ac| (ac, if words.len() == 64 { u64::MAX } else { (1u64 << words.len()) - 1 }));
-        Phrases { phrases: phrases.iter().map(|p| hashes(&p.join(" "))).filter(|p| !p.is_empty()).collect(), ascii }
+        let phrases: Vec<Vec<u64>> = phrases.iter().map(|p| hashes(&p.join(" "))).collect();
+        let none = phrases.iter().any(Vec::is_empty);
+        Phrases { phrases, none, ascii }
     }
 
     /// False when the filter shows that a word asked for is in none of the block's logs.
     pub(crate) fn may_match(&self, filter: &Filter<'_>) -> bool {
-        self.phrases.iter().flatten().all(|&h| filter.may_contain(h))
+        !self.none && self.phrases.iter().flatten().all(|&h| filter.may_contain(h))
     }
 
     /// Whether the words of a log's text (`hashes` of it) hold every phrase.
     pub(crate) fn matches(&self, words: &[u64]) -> bool {
-        self.phrases.iter().all(|p| words.windows(p.len()).any(|w| w == p.as_slice()))
+        !self.none && self.phrases.iter().all(|p| words.windows(p.len()).any(|w| w == p.as_slice()))
     }
 
     /// Whether a log's text holds every phrase.
@@ -236,9 +289,13 @@ mod tests {
     fn words_are_lowercase_letters_and_digits_without_diacritics() {
         assert_eq!(words("Timeout after 30s: upstream_error (HTTP 504)!"), ["timeout", "after", "30s", "upstream", "error", "http", "504"]);
         assert_eq!(words("Café CRÈME naïve"), ["cafe", "creme", "naive"]);
-        // A decomposed accent (e + U+0301) is the same word as the composed one.
-        assert_eq!(words("cafe\u{301}"), ["cafe"]);
-        assert_eq!(words("Straße 東京 δοκιμή"), ["straße", "東京", "δοκιμη"]);
+        // A decomposed accent (e + U+0301) is the same word as the composed one, also inside
+        // a word.
+        assert_eq!(words("cafe\u{301} nai\u{308}ve"), ["cafe", "naive"]);
+        // As in FTS5: only Latin letters lose their diacritics; marks of other scripts are
+        // part of their words.
+        assert_eq!(words("Straße 東京 δοκιμή Йод が हिंदी"), ["straße", "東京", "δοκιμή", "йод", "が", "हिंदी"]);
+        assert_ne!(hashes("йод"), hashes("иод"));
         assert_eq!(words(" -- ... "), Vec::<String>::new());
         assert_eq!(hashes("Hello, WORLD"), hashes("hello world"));
     }
@@ -258,7 +315,7 @@ mod tests {
         let written: Vec<String> = (0..20_000).map(|i| format!("w{}", i % 500)).collect();
         let bytes = filter_of(written, 20_000);
         let f = Filter::open(&bytes).unwrap();
-        let bits = (bytes.len() - 3) * 8;
+        let bits = (bytes.len() - HEADER) * 8;
         assert!((5_000..=10_000).contains(&bits), "{bits} bits for 500 words");
         for i in 0..500 {
             assert!(f.may_contain(word_hash(&format!("w{i}"))), "w{i} lost");
@@ -267,7 +324,7 @@ mod tests {
         assert!(false_hits < 2_500, "{false_hits} false positives in 100,000");
         // An empty block gets the smallest filter, which holds nothing.
         let empty = filter_of(Vec::new(), 0);
-        assert_eq!(empty.len(), 3 + 64);
+        assert_eq!(empty.len(), HEADER + 64);
         assert!(!Filter::open(&empty).unwrap().may_contain(word_hash("any")));
     }
 
@@ -277,10 +334,17 @@ mod tests {
         let bytes = filter_of((0..50_000).map(|i| format!("x{i}")), 10);
         let f = Filter::open(&bytes).unwrap();
         assert!((0..50_000).all(|i| f.may_contain(word_hash(&format!("x{i}")))));
-        assert_eq!(bytes.len(), 3 + 64);
-        for bad in [&[][..], &[FORMAT, 4], &[2, 4, 9], &[FORMAT, 4, 9, 0, 0], &[FORMAT, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0]] {
-            assert!(Filter::open(bad).is_none(), "{bad:?}");
+        assert_eq!(bytes.len(), HEADER + 64);
+        let v = unicode_versions();
+        let with = |head: &[u8], bits: usize| [head, &v[..], &vec![0u8; bits][..]].concat();
+        assert!(Filter::open(&with(&[FORMAT, 4, 6], 8)).is_some());
+        for bad in [vec![], vec![FORMAT, 4], with(&[1, 4, 6], 8), with(&[FORMAT, 4, 9], 2), with(&[FORMAT, 0, 6], 8), with(&[FORMAT, 4, 99], 8)] {
+            assert!(Filter::open(&bad).is_none(), "{bad:?}");
         }
+        // Written with other Unicode tables: not trusted.
+        let mut other = with(&[FORMAT, 4, 6], 8);
+        other[3] = other[3].wrapping_add(1);
+        assert!(Filter::open(&other).is_none());
     }
 
     #[test]
@@ -293,8 +357,11 @@ mod tests {
         assert!(p.may_match(&Filter::open(&bytes).unwrap()));
         let other = filter_of(words("the rate limit"), 3);
         assert!(!p.may_match(&Filter::open(&other).unwrap()));
-        // No words asked for: everything matches.
+        // No condition: everything matches; a phrase without words (FTS5 finds nothing for
+        // it): nothing does.
         assert!(Phrases::new(&[]).matches(&[]));
+        let wordless = Phrases::new(&[vec!["--".into()], vec!["rate".into()]]);
+        assert!(!wordless.matches(&hashes("rate")) && !wordless.may_match(&Filter::open(&bytes).unwrap()));
         // The same answers from the text, ASCII or not (the words found in an ASCII text
         // without regard to case only rule logs out).
         for (text, want) in [
