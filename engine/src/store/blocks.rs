@@ -1515,7 +1515,7 @@ mod tests {
             inline.write_batch(&WriteBatch { logs: batch.clone(), ..Default::default() }).await.unwrap();
             let mut prepared = WriteBatch { logs: batch, ..Default::default() };
             ahead.prepare_batch(&mut prepared);
-            assert!(prepared.encoded.is_some());
+            assert!(prepared.encoded.0.is_some());
             ahead.write_batch(&prepared).await.unwrap();
         }
         let more = logs(60, &mut rng);

@@ -271,9 +271,14 @@ pub struct WriteBatch {
     /// Which stored logs the breakdown rollups cover after this commit (stores that defer
     /// breakdowns only).
     pub breakdown_mark: BreakdownMark,
-    /// `logs` encoded for storage by `Store::prepare_batch` (SQLite).
-    pub(crate) encoded: Option<sqlite::EncodedLogs>,
+    /// `logs` encoded for storage by `Store::prepare_batch` (SQLite); empty by default.
+    pub encoded: Prepared,
 }
+
+/// What `Store::prepare_batch` made of a batch's logs, opaque outside the store (a batch built
+/// elsewhere leaves it empty: `..Default::default()`).
+#[derive(Debug, Default)]
+pub struct Prepared(pub(crate) Option<sqlite::EncodedLogs>);
 
 /// The log id through which `rollups_dim_*` are complete, recorded with a breakdown flush.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -206,7 +206,7 @@ impl SqliteStore {
             return;
         }
         match EncodedLogs::of(&b.logs) {
-            Ok(enc) => b.encoded = Some(enc),
+            Ok(enc) => b.encoded = super::Prepared(Some(enc)),
             Err(e) => tracing::warn!(error = %e, "cannot encode a commit's logs ahead of it"),
         }
     }
@@ -225,7 +225,7 @@ impl SqliteStore {
             // Above the newest log and above every deleted one: ids are never reused.
             let base: i64 = sqlx::query_scalar(HIGHEST_LOG_ID).fetch_one(&mut *tx).await?;
             let owned;
-            let enc = match b.encoded.as_ref().filter(|e| e.logs == b.logs.len()) {
+            let enc = match b.encoded.0.as_ref().filter(|e| e.logs == b.logs.len()) {
                 Some(enc) => enc,
                 None => {
                     owned = EncodedLogs::of(&b.logs)?;

@@ -27,7 +27,6 @@
 //! a stored index needs; this is the one place such a filter is built and read.
 
 use aho_corasick::AhoCorasick;
-use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 use xxhash_rust::xxh3::xxh3_64;
 
