@@ -14,17 +14,38 @@ use modelwatch::{demo, keys, telemetry, users};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (the crate names no constant for it).
+/// `mi_option_purge_delay` and `mi_option_allow_thp` in mimalloc 3's `mi_option_e` (the
+/// crate names no constants for them).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 
-/// mimalloc 3 keeps freed memory for a second before returning it to the system, which put
-/// the server at ~235 MB under full ingest load; returning it at once keeps it under 200 MB
-/// for a few per cent of throughput. `MIMALLOC_PURGE_DELAY` in the environment still wins.
+/// How long mimalloc keeps freed memory before returning it to the system.
+const PURGE_DELAY_MS: std::ffi::c_long = 250;
+
+/// Allocator settings for the ingest load (docs/benchmarks.md, "Allocator settings"):
+///
+/// - No transparent huge pages. mimalloc asks for them on its arenas; under ingest load the
+///   kernel then zeroes 2 MiB pages on first touch and splits them again when freed memory is
+///   returned, with a TLB flush on both cores each time (~13 % of server CPU in a profile).
+///   Without them peak RSS also fell by a third.
+/// - Freed memory kept for 250 ms instead of returned at once (mimalloc's default is a second,
+///   which put RSS over the 200 MB target before huge pages were off): requests reuse it
+///   instead of faulting fresh pages in.
+///
+/// `MIMALLOC_ALLOW_THP` and `MIMALLOC_PURGE_DELAY` in the environment still win.
 fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: sets a process-wide option of the allocator linked above; mimalloc reads it
+        // on each new mapping. prctl only sets a flag of this process (checked by the kernel
+        // at each page fault, so it also covers what mimalloc mapped before `main`).
+        unsafe {
+            libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0);
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
+    }
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets a process-wide option of the allocator linked above; mimalloc allows
-        // options to be changed at any time and reads them on each purge.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+        // SAFETY: as above; mimalloc reads the delay on each purge.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     }
 }
 
@@ -104,14 +125,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_purge_delay_option_is_set_to_zero() {
-        // SAFETY: reads options of the linked allocator.
-        let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            // mimalloc 3's default for purge_delay: proves the index names that option.
-            assert_eq!(get(), 1000);
+    fn the_allocator_is_tuned_for_ingest() {
+        // SAFETY: reads options of the linked allocator and a flag of this process.
+        let get = |o| unsafe { libmimalloc_sys::mi_option_get(o) };
+        let thp_disabled = || unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() && std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+            // mimalloc 3's defaults: proves the indices name those options.
+            assert_eq!(get(MI_OPTION_PURGE_DELAY), 1000);
+            assert_eq!(get(MI_OPTION_ALLOW_THP), 1);
             tune_allocator();
-            assert_eq!(get(), 0);
+            assert_eq!(get(MI_OPTION_PURGE_DELAY), PURGE_DELAY_MS);
+            assert_eq!(get(MI_OPTION_ALLOW_THP), 0);
+            assert_eq!(thp_disabled(), 1);
         }
     }
 }
