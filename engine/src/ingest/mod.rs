@@ -195,14 +195,14 @@ impl Ingest {
         self.writer.shutdown().await;
     }
 
-    /// The model's id, registering it on first sight.
-    async fn model(&self, name: &str, field: &str) -> Result<ModelInfo> {
+    /// The model's id, registering it on first sight. `prefix` names the record in errors.
+    async fn model(&self, name: &str, prefix: &str) -> Result<ModelInfo> {
         if let Some(m) = self.models.read().unwrap_or_else(|e| e.into_inner()).get(name)
             && m.fetched.elapsed() < MODEL_CACHE_TTL
         {
             return Ok(m.clone());
         }
-        validate::model_name(field, name)?;
+        validate::model_name(&format!("{prefix}.model"), name)?;
         let model = match self.store.model_by_name(name).await? {
             Some(m) => m,
             None => {
@@ -348,14 +348,13 @@ impl Ingest {
     }
 
     async fn prepare_log(&self, key: &KeyPrincipal, mut r: LogRecord, prefix: &str, rules: &RuleSet, prices: &PriceTable) -> Result<PreparedLog> {
-        let model_field = format!("{prefix}.model");
         if !key.may_use_model(&r.model) {
             return Err(Error::ForbiddenField {
-                field: model_field,
+                field: format!("{prefix}.model"),
                 message: format!("this API key may not write to model {:?}", r.model),
             });
         }
-        let model = self.model(&r.model, &model_field).await?;
+        let model = self.model(&r.model, prefix).await?;
         if r.cost_usd.is_none() {
             r.cost_usd = prices.cost(&r.model, &r.model_version, r.input_tokens, r.output_tokens, r.cached_tokens);
         }
@@ -490,14 +489,13 @@ impl Ingest {
         for (i, prefix, parsed) in items {
             let result = async {
                 let p = parsed?;
-                let model_field = format!("{prefix}.model");
                 if !key.may_use_model(&p.model) {
                     return Err(Error::ForbiddenField {
-                        field: model_field,
+                        field: format!("{prefix}.model"),
                         message: format!("this API key may not write to model {:?}", p.model),
                     });
                 }
-                let model = self.model(&p.model, &model_field).await?;
+                let model = self.model(&p.model, &prefix).await?;
                 let labels = p.labels_json();
                 Ok(PreparedMetric { row: MetricRow { ts: p.timestamp, model_id: model.id, name: p.name, value: p.value, labels } })
             }

@@ -149,23 +149,44 @@ impl LogRecord {
         self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
-    /// Metadata as a compact JSON object, or None when empty.
+    /// Metadata as a compact JSON object, or None when empty: keys in byte order, the last of
+    /// repeated keys kept (what a `serde_json::Map` of the entries writes), whole numbers as
+    /// integers. Written straight from the entries, without building a map (this runs once per
+    /// stored record at ingest).
     pub fn metadata_json(&self) -> Option<String> {
+        use serde::ser::{SerializeMap, Serializer as _};
         if self.metadata.is_empty() {
             return None;
         }
-        let mut map = serde_json::Map::with_capacity(self.metadata.len());
-        for (k, v) in &self.metadata {
-            let v = match v {
-                MetaValue::Str(s) => serde_json::Value::String(s.clone()),
-                // Whole numbers stay integers (as sent, and as breakdowns and filters write them).
-                MetaValue::Num(n) if n.fract() == 0.0 && n.abs() < 9e15 => serde_json::Value::from(*n as i64),
-                MetaValue::Num(n) => serde_json::Number::from_f64(*n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
-                MetaValue::Bool(b) => serde_json::Value::Bool(*b),
-            };
-            map.insert(k.clone(), v);
+        let m = &self.metadata;
+        // By key, and for a repeated key the latest entry first, which `dedup_by` keeps.
+        let mut order: Vec<usize> = (0..m.len()).collect();
+        order.sort_unstable_by(|&a, &b| m[a].0.cmp(&m[b].0).then(b.cmp(&a)));
+        order.dedup_by(|later, kept| m[*later].0 == m[*kept].0);
+        let mut out = Vec::with_capacity(16 * m.len() + 2);
+        let mut ser = serde_json::Serializer::new(&mut out);
+        let mut map = ser.serialize_map(Some(order.len())).ok()?;
+        for i in order {
+            map.serialize_entry(&m[i].0, &MetaJson(&m[i].1)).ok()?;
         }
-        Some(serde_json::Value::Object(map).to_string())
+        map.end().ok()?;
+        String::from_utf8(out).ok()
+    }
+}
+
+/// A metadata value as `metadata_json` writes it.
+struct MetaJson<'a>(&'a MetaValue);
+
+impl serde::Serialize for MetaJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            MetaValue::Str(v) => s.serialize_str(v),
+            // Whole numbers stay integers (as sent, and as breakdowns and filters write them).
+            MetaValue::Num(n) if n.fract() == 0.0 && n.abs() < 9e15 => s.serialize_i64(*n as i64),
+            MetaValue::Num(n) if n.is_finite() => s.serialize_f64(*n),
+            MetaValue::Num(_) => s.serialize_unit(),
+            MetaValue::Bool(b) => s.serialize_bool(*b),
+        }
     }
 }
 
@@ -680,6 +701,41 @@ impl<'de> Visitor<'de> for MetricSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `metadata_json` as it was first written: through a `serde_json::Map`.
+    fn metadata_json_via_map(r: &LogRecord) -> Option<String> {
+        if r.metadata.is_empty() {
+            return None;
+        }
+        let mut map = serde_json::Map::new();
+        for (k, v) in &r.metadata {
+            let v = match v {
+                MetaValue::Str(s) => serde_json::Value::String(s.clone()),
+                MetaValue::Num(n) if n.fract() == 0.0 && n.abs() < 9e15 => serde_json::Value::from(*n as i64),
+                MetaValue::Num(n) => serde_json::Number::from_f64(*n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null),
+                MetaValue::Bool(b) => serde_json::Value::Bool(*b),
+            };
+            map.insert(k.clone(), v);
+        }
+        Some(serde_json::Value::Object(map).to_string())
+    }
+
+    #[test]
+    fn metadata_is_written_as_a_sorted_json_object_with_the_last_of_repeated_keys() {
+        let cases: Vec<Vec<(&str, MetaValue)>> = vec![
+            vec![],
+            vec![("b", MetaValue::Num(2.0)), ("a", MetaValue::Str("x\"y\n\u{e9}".into())), ("c", MetaValue::Bool(true))],
+            vec![("k", MetaValue::Num(1.0)), ("k", MetaValue::Str("second".into())), ("j", MetaValue::Num(0.25)), ("k", MetaValue::Num(3.0))],
+            vec![("big", MetaValue::Num(1e16)), ("neg", MetaValue::Num(-7.0)), ("frac", MetaValue::Num(-1.5e-7)), ("inf", MetaValue::Num(f64::INFINITY))],
+            vec![("Z", MetaValue::Bool(false)), ("a", MetaValue::Bool(true)), ("\u{e9}", MetaValue::Str(String::new())), ("_", MetaValue::Num(0.0))],
+        ];
+        for entries in cases {
+            let r = LogRecord { metadata: entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), ..Default::default() };
+            assert_eq!(r.metadata_json(), metadata_json_via_map(&r), "{:?}", r.metadata);
+        }
+        let r = LogRecord { metadata: vec![("k".into(), MetaValue::Num(1.0)), ("k".into(), MetaValue::Num(2.0)), ("a".into(), MetaValue::Num(0.5))], ..Default::default() };
+        assert_eq!(r.metadata_json().as_deref(), Some(r#"{"a":0.5,"k":2}"#));
+    }
 
     const NOW: i64 = 1_800_000_000_000;
 

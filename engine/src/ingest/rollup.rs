@@ -8,7 +8,10 @@
 //! environment, operation; capped per model by the writer) and the error type (capped per
 //! model and minute), so a flood of distinct values cannot blow up the rollup tables.
 
-use std::collections::HashMap;
+/// The writer's maps: keyed by small ids and short strings, looked up several times per record;
+/// foldhash (seeded per process, as hashbrown's default) instead of SipHash.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 use super::sketch::Sketch;
 

@@ -9,7 +9,7 @@
 //! Memory is bounded by a semaphore counted in records: when the queue is full, `submit`
 //! fails at once with `Overloaded` (429 + Retry-After) instead of buffering more.
 
-use std::collections::{HashMap, HashSet};
+use super::rollup::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -323,10 +323,10 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, cfg: W
     let _alive = Alive { handoff: handoff.clone(), committer: false };
     let committer = tokio::spawn(commit_loop(store.clone(), handoff.clone(), cfg.breakdown_flush, defer, stats));
     let mut resolver = Resolver {
-        series: HashMap::new(),
-        series_count: HashMap::new(),
-        error_types: HashMap::new(),
-        dim_values: HashMap::new(),
+        series: HashMap::default(),
+        series_count: HashMap::default(),
+        error_types: HashMap::default(),
+        dim_values: HashMap::default(),
     };
     let mut last_sweep = Instant::now();
     let mut stopping = false;
@@ -404,6 +404,7 @@ async fn resolve_series(store: &dyn Store, resolver: &mut Resolver, job: &Job) -
 /// breakdown values.
 fn fold_job(resolver: &mut Resolver, batch: &mut WriteBatch, job: &mut Job, series: &[i64]) -> bool {
     let mut unstored_dims = false;
+    batch.logs.reserve(job.logs.len());
     for (p, &series_id) in job.logs.drain(..).zip(series) {
         let ts = p.ts;
         let et = match (&p.error_type, p.facts.error) {
@@ -637,10 +638,10 @@ pub async fn recover_breakdowns(store: &dyn Store) -> Result<u64> {
     let Some(mut after) = store.breakdown_mark().await? else { return Ok(0) };
     let models: HashMap<i64, Vec<String>> = store.list_models().await?.into_iter().map(|m| (m.id, m.breakdown_keys)).collect();
     let mut resolver = Resolver {
-        series: HashMap::new(),
-        series_count: HashMap::new(),
-        error_types: HashMap::new(),
-        dim_values: HashMap::new(),
+        series: HashMap::default(),
+        series_count: HashMap::default(),
+        error_types: HashMap::default(),
+        dim_values: HashMap::default(),
     };
     let mut recovered = 0;
     loop {

@@ -959,6 +959,34 @@ pub(crate) async fn write_block(conn: &mut SqliteConnection, first_id: i64, last
     Ok(())
 }
 
+/// Inserts new blocks (`(first_id, last_id, block)`), many per statement: one round trip to
+/// the connection's thread for a commit's blocks instead of one each.
+pub(crate) async fn insert_blocks(conn: &mut SqliteConnection, blocks: &[(i64, i64, &Encoded)]) -> Result<()> {
+    for chunk in blocks.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO log_blocks (first_id, last_id, model_id, min_ts, max_ts, count, body, text_index) VALUES {}",
+            super::sqlite::values_sql(chunk.len(), 8)
+        );
+        let mut q = sqlx::query(&sql);
+        for (first_id, last_id, block) in chunk {
+            q = q
+                .bind(*first_id)
+                .bind(*last_id)
+                .bind(block.model_id)
+                .bind(block.min_ts)
+                .bind(block.max_ts)
+                .bind(block.count)
+                .bind(block.body.as_slice())
+                .bind(block.text_index.as_deref());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Blocks per multi-row INSERT (8 parameters each, far below SQLite's limit).
+const INSERT_CHUNK: usize = 64;
+
 /// Deletes the logs in blocks that match `f`, in the caller's transaction: their ids go into
 /// the `doomed_logs` temp table (payloads, full-text entries and the id floor follow from
 /// there, as for rows in `logs`) and each block holding one is rewritten without them, or

@@ -476,6 +476,15 @@ pub(crate) struct RollupKeyedRow {
     pub row: RollupRow,
 }
 
+/// A per-model totals row with its key, as the writers read a chunk of them back to merge into.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ModelKeyedRow {
+    pub model_id: i64,
+    pub bucket: i64,
+    #[sqlx(flatten)]
+    pub row: RollupRow,
+}
+
 /// The counters and encoded sketches of a rollup row, shared by the range rows below.
 /// Sketches stay encoded until a query needs them.
 #[derive(sqlx::FromRow)]
@@ -808,48 +817,59 @@ macro_rules! merge_dim_rollups {
 pub(crate) use merge_dim_rollups;
 
 /// Merges the per-model totals of one resolution into `model_rollups_*` inside the write
-/// transaction `$tx`, like `merge_metric_rollups`.
+/// transaction `$tx`: one SELECT and one multi-row upsert per chunk of models (not a pair of
+/// statements per model), placeholders as in `merge_dim_rollups`.
 macro_rules! merge_model_rollups {
-    ($tx:ident, $rollups:expr, $res:expr) => {
+    ($tx:ident, $rollups:expr, $res:expr, $ph:expr) => {
+        let ph: fn(usize) -> String = $ph;
         let table = $crate::store::model_rollup_table($res);
-        let select = format!(
-            "SELECT requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, cache_hits, stored, latency, ttft \
-             FROM {table} WHERE model_id = $1 AND bucket = $2"
-        );
-        let upsert = format!(
-            "INSERT INTO {table} (model_id, bucket, requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, \
-             cache_hits, stored, latency, ttft) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (model_id, bucket) DO UPDATE SET requests = excluded.requests, errors = excluded.errors, \
-             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
-             cached_tokens = excluded.cached_tokens, cost_usd = excluded.cost_usd, cache_hits = excluded.cache_hits, \
-             stored = excluded.stored, latency = excluded.latency, ttft = excluded.ttft"
-        );
-        for ((model_id, bucket), delta) in $rollups.sorted_totals($res) {
-            let existing = sqlx::query_as::<_, $crate::store::RollupRow>(&select)
-                .bind(model_id)
-                .bind(bucket)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            let mut acc = match existing {
-                Some(row) => row.into_acc()?,
-                None => $crate::ingest::rollup::RollupAcc::default(),
-            };
-            acc.merge(delta);
-            sqlx::query(&upsert)
-                .bind(model_id)
-                .bind(bucket)
-                .bind(acc.requests)
-                .bind(acc.errors)
-                .bind(acc.input_tokens)
-                .bind(acc.output_tokens)
-                .bind(acc.cached_tokens)
-                .bind(acc.cost_usd)
-                .bind(acc.cache_hits)
-                .bind(acc.stored)
-                .bind($crate::store::sketch_bytes(&acc.latency))
-                .bind($crate::store::sketch_bytes(&acc.ttft))
-                .execute(&mut *$tx)
-                .await?;
+        let entries = $rollups.sorted_totals($res);
+        for chunk in entries.chunks(500) {
+            let keys: Vec<String> = (0..chunk.len()).map(|i| format!("({}, {})", ph(2 * i + 1), ph(2 * i + 2))).collect();
+            let select = format!(
+                "SELECT model_id, bucket, requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, cache_hits, \
+                 stored, latency, ttft FROM {table} WHERE (model_id, bucket) IN (VALUES {})",
+                keys.join(", ")
+            );
+            let mut q = sqlx::query_as::<_, $crate::store::ModelKeyedRow>(&select);
+            for ((model_id, bucket), _) in chunk {
+                q = q.bind(*model_id).bind(*bucket);
+            }
+            let mut old: std::collections::HashMap<(i64, i64), $crate::ingest::rollup::RollupAcc> = std::collections::HashMap::new();
+            for row in q.fetch_all(&mut *$tx).await? {
+                old.insert((row.model_id, row.bucket), row.row.into_acc()?);
+            }
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", (1..=12).map(|j| ph(12 * i + j)).collect::<Vec<_>>().join(", ")))
+                .collect();
+            let upsert = format!(
+                "INSERT INTO {table} (model_id, bucket, requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd, \
+                 cache_hits, stored, latency, ttft) VALUES {} \
+                 ON CONFLICT (model_id, bucket) DO UPDATE SET requests = excluded.requests, errors = excluded.errors, \
+                 input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+                 cached_tokens = excluded.cached_tokens, cost_usd = excluded.cost_usd, cache_hits = excluded.cache_hits, \
+                 stored = excluded.stored, latency = excluded.latency, ttft = excluded.ttft",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&upsert);
+            for ((model_id, bucket), delta) in chunk {
+                let mut acc = old.remove(&(*model_id, *bucket)).unwrap_or_default();
+                acc.merge(delta);
+                q = q
+                    .bind(*model_id)
+                    .bind(*bucket)
+                    .bind(acc.requests)
+                    .bind(acc.errors)
+                    .bind(acc.input_tokens)
+                    .bind(acc.output_tokens)
+                    .bind(acc.cached_tokens)
+                    .bind(acc.cost_usd)
+                    .bind(acc.cache_hits)
+                    .bind(acc.stored)
+                    .bind($crate::store::sketch_bytes(&acc.latency))
+                    .bind($crate::store::sketch_bytes(&acc.ttft));
+            }
+            q.execute(&mut *$tx).await?;
         }
     };
 }

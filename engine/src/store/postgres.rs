@@ -285,7 +285,7 @@ impl PostgresStore {
                 super::merge_metric_rollups!(tx, b.rollups, res);
             }
             super::merge_dim_rollups!(tx, b.rollups, res, |i| format!("${i}"));
-            super::merge_model_rollups!(tx, b.rollups, res);
+            super::merge_model_rollups!(tx, b.rollups, res, |i| format!("${i}"));
         }
         tx.commit().await?;
         Ok(())

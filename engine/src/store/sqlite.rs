@@ -55,6 +55,9 @@ impl SqliteStore {
         let index_file = super::fulltext::index_path(opts.get_filename());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // The connection is a file handle on this machine, not a socket that can go stale:
+            // no ping (a round trip to its thread) before each commit.
+            .test_before_acquire(false)
             .connect_with(opts.clone().statement_cache_capacity(WRITER_STATEMENTS))
             .await
             .map_err(|e| Error::Storage(format!("cannot open SQLite database {url}: {e}")))?;
@@ -234,20 +237,23 @@ impl SqliteStore {
             };
             let id = |k: i64| base + 1 + k;
             let mut singles: Vec<(i64, &LogRow)> = Vec::new();
+            let mut blocks = Vec::with_capacity(enc.runs.len());
             for run in &enc.runs {
                 match &run.block {
-                    Some(block) => super::blocks::write_block(&mut tx, id(run.first), id(run.last), block, false).await?,
+                    Some(block) => blocks.push((id(run.first), id(run.last), block)),
                     None => singles.extend((run.first..=run.last).map(|k| (id(k), &b.logs[enc.order[k as usize]]))),
                 }
             }
+            super::blocks::insert_blocks(&mut tx, &blocks).await?;
             insert_rows(&mut *tx, &singles).await?;
-            for (first, last, body) in &enc.payload_blocks {
-                sqlx::query("INSERT INTO payload_blocks (first_id, last_id, body) VALUES (?, ?, ?)")
-                    .bind(id(*first))
-                    .bind(id(*last))
-                    .bind(body.as_slice())
-                    .execute(&mut *tx)
-                    .await?;
+            // Payload blocks, many per statement (3 parameters each).
+            for chunk in enc.payload_blocks.chunks(256) {
+                let sql = format!("INSERT INTO payload_blocks (first_id, last_id, body) VALUES {}", values_sql(chunk.len(), 3));
+                let mut q = sqlx::query(&sql);
+                for (first, last, body) in chunk {
+                    q = q.bind(id(*first)).bind(id(*last)).bind(body.as_slice());
+                }
+                q.execute(&mut *tx).await?;
             }
             // Logs in blocks are found through their block's filter of words (`textindex`);
             // those stored as rows go to FTS5, written by its own task after the commit
@@ -325,7 +331,7 @@ impl SqliteStore {
                 super::merge_metric_rollups!(tx, b.rollups, res);
             }
             super::merge_dim_rollups!(tx, b.rollups, res, |_| "?".to_string());
-            super::merge_model_rollups!(tx, b.rollups, res);
+            super::merge_model_rollups!(tx, b.rollups, res, |_| "?".to_string());
         }
         let through = match b.breakdown_mark {
             BreakdownMark::Unchanged => None,

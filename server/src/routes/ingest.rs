@@ -68,7 +68,7 @@ pub async fn read_bytes(limits: BodyLimits, headers: &HeaderMap, body: Body) -> 
         .map_err(|_| too_large("the request body", limits.max_body_bytes))?;
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity").trim().to_ascii_lowercase();
     let raw: Vec<u8> = match encoding.as_str() {
-        "identity" | "" => bytes.to_vec(),
+        "identity" | "" => Vec::from(bytes),
         "gzip" | "x-gzip" => {
             let limit = limits.max_decompressed_bytes;
             // Decompression runs off the async threads: a large body takes milliseconds of CPU.
