@@ -22,7 +22,8 @@ const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 /// How long mimalloc keeps freed memory before returning it to the system.
 const PURGE_DELAY_MS: std::ffi::c_long = 250;
 
-/// Allocator settings for the ingest load (docs/benchmarks.md, "Allocator settings"):
+/// Allocator settings for the ingest load (docs/benchmarks.md, "150,000 logs/s: allocator
+/// settings and less CPU per log"; docs/decisions.md):
 ///
 /// - No transparent huge pages. mimalloc asks for them on its arenas; under ingest load the
 ///   kernel then zeroes 2 MiB pages on first touch and splits them again when freed memory is
