@@ -853,7 +853,7 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, rows: &[(i64, &LogRow)])
 /// Stores one run of `block_runs` as a block, with the filter of its words.
 #[cfg(test)]
 pub(crate) async fn insert_run(conn: &mut SqliteConnection, run: &[(i64, &LogRow)]) -> Result<()> {
-    write_block(conn, run[0].0, run[run.len() - 1].0, &Encoded::of(run[0].0, run)?, false).await
+    insert_blocks(conn, &[(run[0].0, run[run.len() - 1].0, &Encoded::of(run[0].0, run)?)]).await
 }
 
 /// A run of logs encoded as a block body, with the facts its row carries and the filter of its
@@ -937,25 +937,22 @@ pub(crate) async fn payloads_between(conn: &mut SqliteConnection, after: i64, la
     Ok(out)
 }
 
-/// Stores an encoded block as the logs `first_id..=last_id` (inserted, or replacing the block
-/// that starts at `first_id`).
-pub(crate) async fn write_block(conn: &mut SqliteConnection, first_id: i64, last_id: i64, block: &Encoded, replace: bool) -> Result<()> {
-    let sql = if replace {
-        "UPDATE log_blocks SET last_id = ?2, model_id = ?3, min_ts = ?4, max_ts = ?5, count = ?6, body = ?7, text_index = ?8 WHERE first_id = ?1"
-    } else {
-        "INSERT INTO log_blocks (first_id, last_id, model_id, min_ts, max_ts, count, body, text_index) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-    };
-    sqlx::query(sql)
-        .bind(first_id)
-        .bind(last_id)
-        .bind(block.model_id)
-        .bind(block.min_ts)
-        .bind(block.max_ts)
-        .bind(block.count)
-        .bind(block.body.as_slice())
-        .bind(block.text_index.as_deref())
-        .execute(&mut *conn)
-        .await?;
+/// Replaces the block that starts at `first_id` with `block`, holding the logs
+/// `first_id..=last_id` (new blocks go in with `insert_blocks`).
+pub(crate) async fn rewrite_block(conn: &mut SqliteConnection, first_id: i64, last_id: i64, block: &Encoded) -> Result<()> {
+    sqlx::query(
+        "UPDATE log_blocks SET last_id = ?2, model_id = ?3, min_ts = ?4, max_ts = ?5, count = ?6, body = ?7, text_index = ?8 WHERE first_id = ?1",
+    )
+    .bind(first_id)
+    .bind(last_id)
+    .bind(block.model_id)
+    .bind(block.min_ts)
+    .bind(block.max_ts)
+    .bind(block.count)
+    .bind(block.body.as_slice())
+    .bind(block.text_index.as_deref())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -1037,7 +1034,7 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, f: &LogFilter) -> Result
             };
             // The block keeps its id range: ids are steps from its first id, deleted or not.
             let block = Encoded { text_index, ..Encoded::of(m.first_id, &rows)? };
-            write_block(conn, m.first_id, m.last_id, &block, true).await?;
+            rewrite_block(conn, m.first_id, m.last_id, &block).await?;
         }
     }
     Ok(n)

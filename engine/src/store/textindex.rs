@@ -91,15 +91,7 @@ pub(crate) fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
             if start == i {
                 break;
             }
-            let word = &text[start..i];
-            if upper {
-                buf.clear();
-                buf.push_str(word);
-                buf.make_ascii_lowercase();
-                f(&buf);
-            } else {
-                f(word);
-            }
+            ascii_word(&text[start..i], upper, &mut buf, &mut f);
         }
         return;
     }
@@ -108,14 +100,7 @@ pub(crate) fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
             continue;
         }
         if word.is_ascii() {
-            if word.bytes().any(|b| b.is_ascii_uppercase()) {
-                buf.clear();
-                buf.push_str(word);
-                buf.make_ascii_lowercase();
-                f(&buf);
-            } else {
-                f(word);
-            }
+            ascii_word(word, word.bytes().any(|b| b.is_ascii_uppercase()), &mut buf, &mut f);
         } else {
             buf.clear();
             // Whether the last letter was Latin: its marks, composed or not, are dropped.
@@ -141,6 +126,18 @@ pub(crate) fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
                 f(&buf);
             }
         }
+    }
+}
+
+/// Calls `f` with an ASCII word, lowercased (in `buf`) when it has `upper` case letters.
+fn ascii_word(word: &str, upper: bool, buf: &mut String, f: &mut impl FnMut(&str)) {
+    if upper {
+        buf.clear();
+        buf.push_str(word);
+        buf.make_ascii_lowercase();
+        f(buf);
+    } else {
+        f(word);
     }
 }
 
