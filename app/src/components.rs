@@ -12,6 +12,25 @@ pub fn use_me() -> MeResource {
     expect_context::<MeResource>()
 }
 
+/// Text for the inside of `<title>` and `<textarea>`. Leptos writes both unescaped into the
+/// server's HTML (leptos_meta puts the title in as is; tachys takes a textarea's children for
+/// raw text), so a model name, rule text or URL holding `</title>` or `</textarea>` would end
+/// the element and inject markup. The server escapes it here; in the browser the text is set
+/// through the DOM, where it is never parsed as markup.
+pub fn raw_text_content(text: &str) -> String {
+    #[cfg(feature = "ssr")]
+    return html_escape::encode_text(text).into_owned();
+    #[cfg(not(feature = "ssr"))]
+    return text.to_string();
+}
+
+/// The page's `<title>`: `leptos_meta::Title` with its text escaped on the server (pages use
+/// this one, never leptos_meta's directly).
+#[component]
+pub fn Title(#[prop(into)] text: TextProp) -> impl IntoView {
+    view! { <leptos_meta::Title text=move || raw_text_content(&text.get())/> }
+}
+
 #[component]
 pub fn Nav() -> impl IntoView {
     let me = use_me();

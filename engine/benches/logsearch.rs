@@ -89,11 +89,7 @@ async fn build(path: &std::path::Path, logs: u64) {
                 // Searchable text: every error's message, and a rare word in 1 of 1000 logs.
                 let rare = rng.gen_bool(0.001).then(|| format!("card declined for order {}", rng.gen_range(0..1_000_000)));
                 row.message = rare;
-                row.search_text = [row.message.as_deref(), row.error_message.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .map(str::to_string)
-                    .reduce(|a, b| a + "\n" + &b);
+                row.search_text = engine::ingest::SearchText::messages(row.message.as_deref(), row.error_message.as_deref());
             }
         }
         for chunk in rows.chunks(100_000) {

@@ -10,7 +10,7 @@ use crate::ingest::record::Level;
 use crate::ingest::{FLAG_CACHE_HIT, FLAG_ERROR, FLAG_PAYLOAD, FLAG_REDACTED, FLAG_TRUNCATED, KeyPrincipal};
 use crate::rbac::{Action, Principal};
 use crate::search::{Cursor, DEFAULT_LIMIT, HistogramBar, LogSearch, Match, SearchPage};
-use crate::store::filter::{Bind, Column, Cond, LogFilter, Numeric, text_phrases};
+use crate::store::filter::{Bind, Column, Cond, LogFilter, Numeric, TextIn, text_phrases};
 use crate::store::{SeriesKey, StoredLog};
 use crate::types::{LogView, Model, SavedSearch, Scope};
 
@@ -19,6 +19,15 @@ use crate::types::{LogView, Model, SavedSearch, Scope};
 pub enum Caller<'a> {
     User(&'a Principal),
     Key(&'a KeyPrincipal),
+}
+
+/// Whether the caller may read the payloads of a model it may read: users by their grant, `read`
+/// API keys always.
+fn may_view_payloads(caller: Caller<'_>, model: &Model) -> bool {
+    match caller {
+        Caller::User(p) => p.allows(Action::ViewPayloads(model.id)),
+        Caller::Key(_) => true,
+    }
 }
 
 impl Engine {
@@ -104,14 +113,19 @@ impl Engine {
                 if phrases.is_empty() {
                     return Err(Error::invalid("q", "q has no words to search for"));
                 }
-                Some(Cond::Text(phrases))
+                Some(phrases)
             }
         };
         let mut parts = Vec::with_capacity(models.len());
         for model in models {
             let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
             let mut filter = log_filter(&model, &series, s, from, to);
-            filter.conds.extend(text.clone());
+            if let Some(phrases) = &text {
+                // Payload words are found only by those who may read the payloads: otherwise a
+                // search would tell whether a word is in a hidden prompt or response.
+                let within = if may_view_payloads(caller, &model) { TextIn::All } else { TextIn::Messages };
+                filter.conds.push(Cond::Text(phrases.clone(), within));
+            }
             parts.push(Part { model, series, filter });
         }
         Ok(ResolvedSearch { parts, from, to, payloads: s.payloads })
@@ -276,21 +290,17 @@ impl Engine {
             .into_iter()
             .find(|m| m.id == row.row.model_id)
             .ok_or(Error::NotFound("log"))?;
-        let payloads = match caller {
-            Caller::User(p) => {
-                if !p.allows(Action::ViewModel(model.id)) {
-                    return Err(Error::NotFound("log"));
-                }
-                p.allows(Action::ViewPayloads(model.id))
-            }
+        match caller {
+            Caller::User(p) if !p.allows(Action::ViewModel(model.id)) => return Err(Error::NotFound("log")),
             Caller::Key(k) => {
                 k.require(Scope::Read)?;
                 if !k.may_use_model(&model.name) {
                     return Err(Error::NotFound("log"));
                 }
-                true
             }
-        };
+            Caller::User(_) => {}
+        }
+        let payloads = may_view_payloads(caller, &model);
         let series: HashMap<i64, SeriesKey> = self.store().series_of_model(model.id).await?.into_iter().collect();
         self.log_view(&model, &series, row, payloads).await
     }

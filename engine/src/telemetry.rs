@@ -3,11 +3,14 @@
 //! counted as records are acknowledged, so an existing Prometheus and Grafana can scrape them.
 //! Counters start at zero when the process starts, as Prometheus expects.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::TypedMetric;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
@@ -91,8 +94,10 @@ impl IngestMetrics {
         }
     }
 
-    /// Everything as Prometheus text, with the writer's figures read now.
-    pub fn encode(&self, w: &WriterFigures) -> String {
+    /// Everything as Prometheus text, with the writer's figures read now. `models`: the models
+    /// whose per-model series the reader may see (an API key limited to some models must not
+    /// learn the others' names or figures); None: all.
+    pub fn encode(&self, w: &WriterFigures, models: Option<&HashSet<String>>) -> String {
         let mut r = Registry::with_prefix("modelwatch");
         r.register("ingest_accepted_records", "Records acknowledged by the ingest API", self.accepted.clone());
         r.register("ingest_rejected_records", "Records refused by validation, keys or limits", self.rejected.clone());
@@ -101,12 +106,29 @@ impl IngestMetrics {
         r.register("ingest_commits", "Write transactions committed", ConstCounter::new(w.commits));
         r.register_with_unit("ingest_commit", "Time spent in write transactions", Unit::Seconds, ConstCounter::new(w.commit_seconds));
         r.register("ingest_stored_rows", "Log rows stored (after drop and sampling rules)", ConstCounter::new(w.rows_stored));
-        r.register("model_requests", "Requests (log records) per model", self.requests.clone());
-        r.register("model_errors", "Failed requests per model", self.errors.clone());
-        r.register("model_input_tokens", "Input tokens per model", self.input_tokens.clone());
-        r.register("model_output_tokens", "Output tokens per model", self.output_tokens.clone());
-        r.register("model_cost_usd", "Cost in US dollars per model", self.cost.clone());
-        r.register_with_unit("model_latency", "Request latency per model", Unit::Seconds, self.latency.clone());
+        match models {
+            None => {
+                r.register(REQUESTS.0, REQUESTS.1, self.requests.clone());
+                r.register(ERRORS.0, ERRORS.1, self.errors.clone());
+                r.register(INPUT_TOKENS.0, INPUT_TOKENS.1, self.input_tokens.clone());
+                r.register(OUTPUT_TOKENS.0, OUTPUT_TOKENS.1, self.output_tokens.clone());
+                r.register(COST.0, COST.1, self.cost.clone());
+                r.register_with_unit(LATENCY.0, LATENCY.1, Unit::Seconds, self.latency.clone());
+            }
+            Some(models) => {
+                let mut models: Vec<ModelLabel> = models.iter().map(|m| ModelLabel { model: m.clone() }).collect();
+                models.sort_by(|a, b| a.model.cmp(&b.model));
+                r.register_collector(Box::new(SomeModels {
+                    models,
+                    requests: self.requests.clone(),
+                    errors: self.errors.clone(),
+                    input_tokens: self.input_tokens.clone(),
+                    output_tokens: self.output_tokens.clone(),
+                    cost: self.cost.clone(),
+                    latency: self.latency.clone(),
+                }));
+            }
+        }
         r.register("alert_evaluations", "Alert evaluation cycles run by this process", self.alert_evaluations.clone());
         r.register("alerts_firing", "Rule × model alerts firing after the last evaluation", self.alerts_firing.clone());
         r.register("notifications_delivered", "Notifications delivered", self.notifications_delivered.clone());
@@ -114,6 +136,58 @@ impl IngestMetrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);
         out
+    }
+}
+
+/// The per-model families: name and help (as registered, without the `_total` of counters).
+const REQUESTS: (&str, &str) = ("model_requests", "Requests (log records) per model");
+const ERRORS: (&str, &str) = ("model_errors", "Failed requests per model");
+const INPUT_TOKENS: (&str, &str) = ("model_input_tokens", "Input tokens per model");
+const OUTPUT_TOKENS: (&str, &str) = ("model_output_tokens", "Output tokens per model");
+const COST: (&str, &str) = ("model_cost_usd", "Cost in US dollars per model");
+const LATENCY: (&str, &str) = ("model_latency", "Request latency per model");
+
+/// The per-model families restricted to some models, encoded as the registry encodes whole
+/// families (the same names, help and types), so a limited reader sees the same exposition
+/// minus the models it may not see.
+#[derive(Debug)]
+struct SomeModels {
+    models: Vec<ModelLabel>,
+    requests: Family<ModelLabel, Counter>,
+    errors: Family<ModelLabel, Counter>,
+    input_tokens: Family<ModelLabel, Counter>,
+    output_tokens: Family<ModelLabel, Counter>,
+    cost: Family<ModelLabel, Counter<f64, AtomicU64>>,
+    latency: Family<ModelLabel, Histogram, fn() -> Histogram>,
+}
+
+impl SomeModels {
+    fn family<M: EncodeMetric + TypedMetric, C: MetricConstructor<M>>(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        (name, help): (&str, &str),
+        unit: Option<&Unit>,
+        family: &Family<ModelLabel, M, C>,
+    ) -> std::fmt::Result {
+        let help = format!("{help}.");
+        let mut metric = encoder.encode_descriptor(name, &help, unit, M::TYPE)?;
+        for label in &self.models {
+            if let Some(m) = family.get(label) {
+                m.encode(metric.encode_family(label)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Collector for SomeModels {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        self.family(&mut encoder, REQUESTS, None, &self.requests)?;
+        self.family(&mut encoder, ERRORS, None, &self.errors)?;
+        self.family(&mut encoder, INPUT_TOKENS, None, &self.input_tokens)?;
+        self.family(&mut encoder, OUTPUT_TOKENS, None, &self.output_tokens)?;
+        self.family(&mut encoder, COST, None, &self.cost)?;
+        self.family(&mut encoder, LATENCY, Some(&Unit::Seconds), &self.latency)
     }
 }
 

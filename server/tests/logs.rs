@@ -1031,3 +1031,42 @@ both_backends!(searching_every_model_the_caller_may_read, |app: TestApp| async m
     let r = viewer.get(app.url("/logs/open?model=&status=error")).send().await.unwrap();
     assert_eq!(r.headers()["location"], "/logs?status=error");
 });
+
+both_backends!(csv_exports_do_not_carry_formulas, |app: TestApp| async move {
+    let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
+    let ts = engine::now_ms() - 60_000;
+    let record = json!({
+        "model": "sheet", "timestamp": ts, "message": "=HYPERLINK(\"http://evil.example\",\"open\")", "error_message": "+1+1",
+        "user_id": "@SUM(A1)", "session_id": "-2+3", "trace_id": "\tx", "feedback": -1, "input_tokens": 3,
+        "request": "=cmd|' /C calc'!A0", "response": "plain answer",
+    });
+    assert_eq!(app.ingest(&key, &[record]).await.0, 200);
+    let range = format!("from={}&to={}", ts - 60_000, ts + 120_000);
+    let url = app.url(&format!("/api/v1/logs/export?model=sheet&{range}&format=csv&payloads=true"));
+    let body = reqwest::Client::new().get(url).bearer_auth(&key).send().await.unwrap().text().await.unwrap();
+    let mut rows = csv::Reader::from_reader(body.as_bytes());
+    let header: Vec<String> = rows.headers().unwrap().iter().map(str::to_string).collect();
+    let row = rows.records().next().expect("one row").unwrap();
+    let cell = |name: &str| row[header.iter().position(|h| h == name).unwrap_or_else(|| panic!("{name} in {header:?}"))].to_string();
+    assert_eq!(cell("message"), "'=HYPERLINK(\"http://evil.example\",\"open\")");
+    assert_eq!(cell("error_message"), "'+1+1");
+    assert_eq!(cell("user_id"), "'@SUM(A1)");
+    assert_eq!(cell("session_id"), "'-2+3");
+    assert_eq!(cell("trace_id"), "'\tx");
+    assert_eq!(cell("request"), "'=cmd|' /C calc'!A0");
+    assert_eq!(cell("response"), "plain answer");
+    // Numbers stay numbers.
+    assert_eq!((cell("feedback"), cell("input_tokens")), ("-1".to_string(), "3".to_string()));
+    // A dashboard breakdown's values too (user breakdowns may be merged a moment later).
+    let url = app.url(&format!("/api/v1/models/sheet/breakdown?by=user&format=csv&{range}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = reqwest::Client::new().get(&url).bearer_auth(&key).send().await.unwrap().text().await.unwrap();
+        if text.lines().count() > 1 {
+            assert!(text.lines().nth(1).unwrap().starts_with("'@SUM(A1),1,"), "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no breakdown row: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+});

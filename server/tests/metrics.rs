@@ -85,3 +85,31 @@ async fn metrics_can_be_made_public() {
     assert_eq!(status, 200);
     assert!(text.contains("modelwatch_ingest_accepted_records_total 0"), "{text}");
 }
+
+both_backends!(a_key_limited_to_models_sees_only_their_series, |app: TestApp| async move {
+    let writer = app.api_key(&[Scope::Ingest], &[]).await;
+    let all = app.api_key(&[Scope::Read], &[]).await;
+    let limited = app.api_key(&[Scope::Read], &["model-a"]).await;
+    let records = vec![
+        json!({"model": "model-a", "latency_ms": 100, "input_tokens": 3, "output_tokens": 2, "cost_usd": 0.5}),
+        json!({"model": "model-b", "latency_ms": 200, "status": "error", "input_tokens": 9, "output_tokens": 1, "cost_usd": 0.25}),
+    ];
+    let (status, body) = app.ingest(&writer, &records).await;
+    assert_eq!((status, body["accepted"].as_i64()), (200, Some(2)), "{body}");
+
+    let (status, full) = scrape(&app, Some(&all)).await;
+    assert_eq!(status, 200);
+    assert!(full.contains("model-b"), "an unlimited key sees every model: {full}");
+    let (status, text) = scrape(&app, Some(&limited)).await;
+    assert_eq!(status, 200);
+    assert!(!text.contains("model-b"), "a key limited to model-a learned of model-b: {text}");
+    let s = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text");
+    assert_eq!(value(&s, "modelwatch_model_requests_total", Some("model-a")), 1.0);
+    assert_eq!(value(&s, "modelwatch_model_input_tokens_total", Some("model-a")), 3.0);
+    assert!((value(&s, "modelwatch_model_cost_usd_total", Some("model-a")) - 0.5).abs() < 1e-9);
+    assert!(s.samples.iter().any(|x| x.metric == "modelwatch_model_latency_seconds" && x.labels.get("model") == Some("model-a")));
+    assert_eq!(value(&s, "modelwatch_ingest_accepted_records_total", None), 2.0);
+    // The model's lines are the same as in the full exposition (same names, help and types).
+    let of_a = |t: &str| t.lines().filter(|l| l.contains("model-a") || l.starts_with("# ")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(of_a(&text), of_a(&full));
+});

@@ -1,10 +1,9 @@
 //! The signed-in user's own account: change password (which ends every session of theirs).
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use crate::api::ChangePassword;
-use crate::components::ActionResult;
+use crate::components::{ActionResult, Title};
 
 #[component]
 pub fn AccountPage() -> impl IntoView {

@@ -3,10 +3,9 @@
 
 use engine::{IngestRule, Price, RuleAction};
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use crate::api_ingest::{DeletePrice, DeleteRule, SavePrice, SaveRule, list_prices, list_rules};
-use crate::components::{ActionResult, ErrorNote};
+use crate::components::{ActionResult, ErrorNote, Title};
 
 #[component]
 pub fn AdminIngest() -> impl IntoView {

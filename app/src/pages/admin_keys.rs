@@ -3,10 +3,9 @@
 
 use engine::ApiKey;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use crate::api_ingest::{CreateApiKey, RevokeApiKey, list_api_keys};
-use crate::components::{ActionResult, ErrorNote};
+use crate::components::{ActionResult, ErrorNote, Title};
 
 #[component]
 pub fn AdminKeys() -> impl IntoView {

@@ -3,10 +3,9 @@
 
 use engine::Model;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use crate::api::{list_models, model_grants, CreateModel, UpdateModel};
-use crate::components::{urlencode, ActionResult, ErrorNote};
+use crate::components::{urlencode, ActionResult, ErrorNote, Title};
 
 #[component]
 pub fn AdminModels() -> impl IntoView {

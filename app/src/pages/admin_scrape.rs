@@ -4,10 +4,9 @@
 
 use engine::types::{SCRAPE_PRESETS, ScrapeTarget, scrape_preset};
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use crate::api_ingest::{DeleteScrapeTarget, SaveScrapeTarget, list_scrape_targets};
-use crate::components::{ActionResult, ErrorNote, LocalTime};
+use crate::components::{ActionResult, ErrorNote, LocalTime, Title};
 
 #[component]
 pub fn AdminScrape() -> impl IntoView {

@@ -4,10 +4,9 @@
 
 use engine::{Model, Role, UserWithGrants};
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use crate::api::{list_models, list_users, CreateUser, GrantModel, ResetPassword, RevokeModel, UpdateUser};
-use crate::components::{ActionResult, ErrorNote};
+use crate::components::{ActionResult, ErrorNote, Title};
 
 #[derive(Clone, Copy)]
 struct UserActions {

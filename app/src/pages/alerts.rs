@@ -6,14 +6,13 @@ use engine::types::{
     ALERT_METRICS, AlertChannel, AlertEvent, AlertKind, AlertNotification, AlertRule, AlertSilence, AlertState, CUSTOM_AGGREGATIONS, Role,
 };
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api_alerts::{
     AcknowledgeAlert, CreateChannel, CreateSilence, DeleteAlertRule, DeleteChannel, DeleteSilence, SubmitAlertRule, TestChannel, alert_history,
     alert_states, get_alert_rule, list_alert_rules, list_channels, list_notifications, list_silences,
 };
-use crate::components::{ActionResult, ErrorNote, LocalTime, urlencode, use_me};
+use crate::components::{ActionResult, ErrorNote, LocalTime, urlencode, use_me, Title, raw_text_content};
 
 fn condition(r: &AlertRule) -> String {
     let (label, unit) = r.metric_label();
@@ -409,7 +408,7 @@ fn RuleEditor(rule: AlertRule, channels: Vec<AlertChannel>) -> impl IntoView {
                         }).collect_view().into_any()
                     }}
                 </fieldset>
-                <label>"Description" <textarea name="rule[description]" rows="2">{rule.description.clone()}</textarea></label>
+                <label>"Description" <textarea name="rule[description]" rows="2">{raw_text_content(&rule.description)}</textarea></label>
                 <div class="row">
                     <label>"Runbook URL" <input name="rule[runbook_url]" type="url" value=rule.runbook_url.clone() size="40"/></label>
                     <label>"Labels" <input name="rule[labels]" value=labels placeholder="team=ml, tier=1"/></label>

@@ -4,11 +4,10 @@
 
 use engine::LogView;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api_logs::{LogPage, log_detail};
-use crate::components::{ErrorNote, urlencode};
+use crate::components::{ErrorNote, urlencode, Title};
 use crate::format::{self, Unit};
 use crate::payload_view::{Shown, show};
 

@@ -2,7 +2,7 @@
 //! JavaScript. The server answers with a redirect; failures come back as `?error=`.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::Title;
 use leptos_router::hooks::use_query_map;
 
 #[component]

@@ -5,11 +5,10 @@
 
 use engine::kpi::{BreakdownBy, KpiTotals, change_pct};
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api_dashboards::{model_dashboard, Dashboard};
-use crate::components::{urlencode, ErrorNote};
+use crate::components::{urlencode, ErrorNote, Title};
 use crate::dash::{range_from_query, refresh_ticker, use_viewer_tz, with_query, ChartPanel, RangeBar};
 use crate::format::{self, Unit};
 

@@ -6,12 +6,11 @@
 use engine::LogView;
 use engine::search::{LEVELS, NONE_VALUE, encode_pairs};
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use leptos_router::params::ParamsMap;
 
 use crate::api_logs::{CountLogsToDelete, DeleteLogs, DeleteSavedSearch, LogsPage, SaveSearch, saved_searches, search_logs};
-use crate::components::{ErrorNote, urlencode, use_me};
+use crate::components::{ErrorNote, urlencode, use_me, Title};
 use crate::dash::{ChartPanel, RangeBar, refresh_ticker, with_query};
 use crate::format::{self, Unit};
 

@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::Title;
 
 #[component]
 pub fn NotFound() -> impl IntoView {

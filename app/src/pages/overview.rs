@@ -5,11 +5,10 @@
 use engine::kpi::{change_pct, OverviewRow};
 use engine::Role;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::api_dashboards::{load_overview, OverviewPage};
-use crate::components::{urlencode, use_me, ErrorNote};
+use crate::components::{urlencode, use_me, ErrorNote, Title};
 use crate::dash::{range_from_query, refresh_ticker, use_viewer_tz, with_query, RangeBar};
 use crate::format::{self, Unit};
 

@@ -61,27 +61,65 @@ impl Default for IngestSettings {
 /// request, response, in that order).
 pub const FULL_TEXT_MAX_BYTES: usize = 16 * 1024;
 
-/// The text a record is found by: its message, error message and payload, joined and cut at
-/// `FULL_TEXT_MAX_BYTES` (on a character boundary).
-pub(crate) fn search_text(parts: [Option<&str>; 4]) -> Option<String> {
-    let mut out = String::new();
-    for p in parts.into_iter().flatten().filter(|p| !p.is_empty()) {
-        if out.len() >= FULL_TEXT_MAX_BYTES {
-            break;
+/// The text a record is found by: its message and error message, then its payload (request,
+/// response), joined and cut at `FULL_TEXT_MAX_BYTES` (on a character boundary). Where the
+/// payload part begins is kept, so that the index can hold it apart: callers who may not view
+/// a model's payloads search only the message part (a payload word must not be an oracle).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchText {
+    text: String,
+    payload_at: usize,
+}
+
+impl SearchText {
+    /// `parts`: message, error message, request, response.
+    pub fn new(parts: [Option<&str>; 4]) -> Option<SearchText> {
+        let mut text = String::new();
+        let mut payload_at = None;
+        for (i, p) in parts.into_iter().enumerate() {
+            if i == 2 {
+                payload_at = Some(text.len());
+            }
+            let Some(p) = p.filter(|p| !p.is_empty()) else { continue };
+            if text.len() >= FULL_TEXT_MAX_BYTES {
+                break;
+            }
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(p);
         }
-        if !out.is_empty() {
-            out.push('\n');
+        let mut payload_at = payload_at.unwrap_or(text.len());
+        if text.len() > FULL_TEXT_MAX_BYTES {
+            let mut cut = FULL_TEXT_MAX_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            payload_at = payload_at.min(cut);
         }
-        out.push_str(p);
+        (!text.is_empty()).then_some(SearchText { text, payload_at })
     }
-    if out.len() > FULL_TEXT_MAX_BYTES {
-        let mut cut = FULL_TEXT_MAX_BYTES;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
+
+    /// Message and error message only: what a record without payload is found by.
+    pub fn messages(message: Option<&str>, error_message: Option<&str>) -> Option<SearchText> {
+        SearchText::new([message, error_message, None, None])
     }
-    (!out.is_empty()).then_some(out)
+
+    /// All of it, as one text (block word filters take every word: they only rule blocks out).
+    pub fn all(&self) -> &str {
+        &self.text
+    }
+
+    /// The message and error message part.
+    pub fn message_part(&self) -> &str {
+        &self.text[..self.payload_at]
+    }
+
+    /// The request and response part.
+    pub fn payload_part(&self) -> &str {
+        &self.text[self.payload_at..]
+    }
 }
 
 /// The API key behind a request, as the write and read paths need it.
@@ -335,7 +373,7 @@ impl Ingest {
     }
 
     /// Ingest health and per-model series in the Prometheus text format.
-    pub fn metrics_text(&self) -> String {
+    pub fn metrics_text(&self, models: Option<&HashSet<String>>) -> String {
         let s = &self.writer.stats;
         let figures = crate::telemetry::WriterFigures {
             queue: self.writer.queue_depth(),
@@ -344,7 +382,7 @@ impl Ingest {
             rows_stored: crate::telemetry::load(&s.rows_stored),
             overloaded: crate::telemetry::load(&s.rejected_overloaded),
         };
-        self.metrics.encode(&figures)
+        self.metrics.encode(&figures, models)
     }
 
     async fn prepare_log(&self, key: &KeyPrincipal, mut r: LogRecord, prefix: &str, rules: &RuleSet, prices: &PriceTable) -> Result<PreparedLog> {
@@ -416,7 +454,7 @@ impl Ingest {
         let payload = if capture { Payload::new(r.request, r.response, self.settings.payload_cap_bytes) } else { None };
         let search_text = if self.settings.full_text {
             let (req, resp) = payload.as_ref().map(|p| (Some(p.request.as_str()), Some(p.response.as_str()))).unwrap_or((None, None));
-            search_text([r.message.as_deref(), r.error_message.as_deref(), req, resp])
+            SearchText::new([r.message.as_deref(), r.error_message.as_deref(), req, resp])
         } else {
             None
         };
@@ -456,7 +494,7 @@ impl Ingest {
             // SQLite's blocks carry a filter of their words (`store::textindex`), built from
             // these; Postgres indexes `search_text` itself.
             text_hashes: match &search_text {
-                Some(t) if self.store.backend() == "sqlite" => crate::store::textindex::hashes(t),
+                Some(t) if self.store.backend() == "sqlite" => crate::store::textindex::hashes(t.all()),
                 _ => Vec::new(),
             },
             search_text,

@@ -15,7 +15,8 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
-use super::filter::{Cond, LogFilter, RowView, Value, is_hex_id};
+use super::filter::{Cond, LogFilter, RowView, TextIn, Value, is_hex_id};
+use crate::ingest::SearchText;
 use super::textindex::{Filter, FilterBuilder, Phrases};
 use super::{LogRow, StoredLog};
 use crate::error::{Error, Result};
@@ -410,6 +411,7 @@ struct TextCond {
     /// As an FTS5 query.
     fts: String,
     phrases: Phrases,
+    within: TextIn,
     /// The ids that match, of the FTS5 spans loaded and the indexed blocks visited.
     ids: std::collections::BTreeSet<i64>,
 }
@@ -419,10 +421,11 @@ impl Matcher {
         let mut m = Matcher { text: Vec::new(), spans: Vec::new(), meta: Vec::new() };
         for (i, c) in f.conds.iter().enumerate() {
             match c {
-                Cond::Text(phrases) => m.text.push(TextCond {
+                Cond::Text(phrases, within) => m.text.push(TextCond {
                     cond: i,
-                    fts: super::filter::quoted(phrases),
+                    fts: super::filter::fts5_query(phrases, *within),
                     phrases: Phrases::new(phrases),
+                    within: *within,
                     ids: Default::default(),
                 }),
                 Cond::Meta(k, v) => m.meta.push((i, k.clone(), v.clone(), HashMap::new())),
@@ -503,12 +506,19 @@ impl Matcher {
         if !candidates.iter().any(|c| *c) || rows.is_empty() {
             return Ok(());
         }
-        let with_payload = rows.iter().any(|&i| v.c.flags[i] & crate::ingest::FLAG_PAYLOAD != 0);
+        // Payload words count only for conditions over all of a log's text.
+        let payload_searched = self.text.iter().zip(candidates).any(|(t, c)| *c && t.within == TextIn::All);
+        let with_payload = payload_searched && rows.iter().any(|&i| v.c.flags[i] & crate::ingest::FLAG_PAYLOAD != 0);
         let payloads = if with_payload { payloads_between(conn, m.first_id - 1, m.last_id).await? } else { HashMap::new() };
         for &i in rows {
             let Some(text) = log_text(v.c.message[i], v.c.error_message[i], payloads.get(&v.ids[i]).map(Vec::as_slice), v.ids[i]) else { continue };
             for (t, _) in self.text.iter_mut().zip(candidates).filter(|(_, c)| **c) {
-                if t.phrases.matches_text(&text) {
+                // The parts as the index holds them: FTS5 columns, one match per phrase each.
+                let hit = match t.within {
+                    TextIn::All => t.phrases.matches_within(&[text.message_part(), text.payload_part()]),
+                    TextIn::Messages => t.phrases.matches_text(text.message_part()),
+                };
+                if hit {
                     t.ids.insert(v.ids[i]);
                 }
             }
@@ -874,14 +884,14 @@ impl Encoded {
     /// `rows` in id order, in the block whose range starts at `first_id`. The ids may be
     /// any with the same steps (from `first_id` and between each other) as the stored ones.
     pub(crate) fn of(first_id: i64, rows: &[(i64, &LogRow)]) -> Result<Encoded> {
-        let written: usize = rows.iter().map(|(_, r)| r.text_hashes.len().max(r.search_text.as_ref().map_or(0, |t| t.len() / 2))).sum();
+        let written: usize = rows.iter().map(|(_, r)| r.text_hashes.len().max(r.search_text.as_ref().map_or(0, |t| t.all().len() / 2))).sum();
         let mut filter = FilterBuilder::new(written);
         for (_, r) in rows {
             if !r.text_hashes.is_empty() {
                 r.text_hashes.iter().for_each(|h| filter.insert(*h));
             } else if let Some(t) = &r.search_text {
                 // Rows not built by ingest (tests, tools) come without the hashes.
-                super::textindex::for_each_word(t, |w| filter.insert(super::textindex::word_hash(w)));
+                super::textindex::for_each_word(t.all(), |w| filter.insert(super::textindex::word_hash(w)));
             }
         }
         Ok(Encoded {
@@ -897,7 +907,7 @@ impl Encoded {
 
 /// A stored log's text as ingest indexed it (`ingest::search_text` of its message, error
 /// message and payload).
-fn log_text(message: Option<&str>, error_message: Option<&str>, payload: Option<&[u8]>, id: i64) -> Option<String> {
+fn log_text(message: Option<&str>, error_message: Option<&str>, payload: Option<&[u8]>, id: i64) -> Option<SearchText> {
     let p = payload.and_then(|bytes| match Payload::decode(bytes, false) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -906,7 +916,7 @@ fn log_text(message: Option<&str>, error_message: Option<&str>, payload: Option<
         }
     });
     let (req, resp) = p.as_ref().map(|p| (Some(p.request.as_str()), Some(p.response.as_str()))).unwrap_or((None, None));
-    crate::ingest::search_text([message, error_message, req, resp])
+    SearchText::new([message, error_message, req, resp])
 }
 
 /// The stored payloads (encoded, `ingest::payload`) of the logs with `after < id <= last`,
@@ -1022,7 +1032,7 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, f: &LogFilter) -> Result
                     .iter()
                     .map(|r| {
                         log_text(r.row.message.as_deref(), r.row.error_message.as_deref(), payloads.get(&r.id).map(Vec::as_slice), r.id)
-                            .map(|t| super::textindex::hashes(&t))
+                            .map(|t| super::textindex::hashes(t.all()))
                             .unwrap_or_default()
                     })
                     .collect();
@@ -1189,11 +1199,15 @@ mod tests {
         let real = |rng: &mut StdRng, scale: f64| if rng.gen_bool(0.2) { None } else { Some((rng.gen_range(0.0..scale) * 10.0).round() / 10.0) };
         let message = words(rng);
         let error_message = words(rng);
+        // Some with a payload: its words are found only by searches of all text (`TextIn`).
+        let (request, response) = if rng.gen_bool(0.4) { (words(rng), words(rng)) } else { (None, None) };
+        let payload = Payload::new(request.clone(), response.clone(), 32 * 1024);
+        let flags = (rng.gen_range(0..32) & !crate::ingest::FLAG_PAYLOAD) | if payload.is_some() { crate::ingest::FLAG_PAYLOAD } else { 0 };
         LogRow {
             ts: rng.gen_range(0..2_000),
             model_id: rng.gen_range(1..4),
             series_id: rng.gen_range(1..5),
-            flags: rng.gen_range(0..32),
+            flags,
             level: rng.gen_range(0..5),
             http_status: pick(rng, &[200, 404, 429, 500]),
             latency_ms: real(rng, 3000.0),
@@ -1204,7 +1218,7 @@ mod tests {
             cost_usd: if rng.gen_bool(0.2) { None } else { Some(rng.gen_range(0..100_000) as f64 / 1e7) },
             feedback: pick(rng, &[-1, 1]),
             error_type: pick(rng, &["timeout".to_string(), "rate_limit".to_string()]),
-            search_text: crate::ingest::search_text([message.as_deref(), error_message.as_deref(), None, None]),
+            search_text: SearchText::new([message.as_deref(), error_message.as_deref(), request.as_deref(), response.as_deref()]),
             message,
             error_message,
             user_id: pick(rng, &["u1".to_string(), "u2".to_string(), "5".to_string()]),
@@ -1212,7 +1226,7 @@ mod tests {
             trace_id: pick(rng, &TRACES).map(str::to_string),
             span_id: pick(rng, &["00f067aa0ba902b7".to_string(), "span".to_string()]),
             metadata: pick(rng, &METADATA).map(str::to_string),
-            payload: None,
+            payload: payload.map(|p| p.encode().unwrap()),
             // Taken by the writer from `search_text` (ingest takes them in the HTTP worker).
             text_hashes: Vec::new(),
         }
@@ -1256,6 +1270,7 @@ mod tests {
                                 (0..len).map(|_| WORDS[rng.gen_range(0..WORDS.len())].to_string()).collect()
                             })
                             .collect(),
+                        if rng.gen_bool(0.5) { TextIn::All } else { TextIn::Messages },
                     )
                 }
             })
@@ -1303,9 +1318,20 @@ mod tests {
             let pairs: Vec<(i64, &LogRow)> = all.iter().map(|l| (l.id, &l.row)).collect();
             crate::store::sqlite::insert_rows(&mut conn, &pairs).await.unwrap();
             for l in &all {
-                let text = crate::ingest::search_text([l.row.message.as_deref(), l.row.error_message.as_deref(), None, None]);
+                let payload = blocks.payload(l.id).await.unwrap().map(|b| Payload::decode(&b, false).unwrap());
+                if let Some(bytes) = blocks.payload(l.id).await.unwrap() {
+                    sqlx::query("INSERT INTO payloads (log_id, body) VALUES (?, ?)").bind(l.id).bind(bytes).execute(&mut *conn).await.unwrap();
+                }
+                let (req, resp) = payload.as_ref().map(|p| (Some(p.request.as_str()), Some(p.response.as_str()))).unwrap_or((None, None));
+                let text = SearchText::new([l.row.message.as_deref(), l.row.error_message.as_deref(), req, resp]);
                 if let Some(t) = text {
-                    sqlx::query("INSERT INTO logs_fts (rowid, body) VALUES (?, ?)").bind(l.id).bind(t).execute(&mut *conn).await.unwrap();
+                    sqlx::query("INSERT INTO logs_fts (rowid, body, payload) VALUES (?, ?, ?)")
+                        .bind(l.id)
+                        .bind(t.message_part())
+                        .bind(t.payload_part())
+                        .execute(&mut *conn)
+                        .await
+                        .unwrap();
                 }
             }
         }
@@ -1383,8 +1409,8 @@ mod tests {
                 let message = format!("call number {i} done");
                 let (req, resp) = if i == 7 { ("Résumé of the Zanzibar trip", "ok") } else { ("hello", "world") };
                 let payload = Payload::new(Some(req.into()), Some(resp.into()), 32 * 1024).unwrap().encode().unwrap();
-                let search_text = crate::ingest::search_text([Some(&message), None, Some(req), Some(resp)]);
-                let text_hashes = hashes(search_text.as_deref().unwrap());
+                let search_text = SearchText::new([Some(&message), None, Some(req), Some(resp)]);
+                let text_hashes = hashes(search_text.as_ref().unwrap().all());
                 LogRow {
                     ts: 1000 + i,
                     model_id: 1 + i / 20,
@@ -1407,16 +1433,21 @@ mod tests {
             async move { sqlx::query_as::<_, (i64, i64)>(&format!("SELECT first_id, last_id FROM {table} ORDER BY first_id")).fetch_all(&pool).await.unwrap() }
         };
         assert_eq!(spans("payload_blocks").await, spans("log_blocks").await);
-        let q = |model: i64, phrases: &[&[&str]]| LogFilter {
+        let q_in = |model: i64, phrases: &[&[&str]], within: TextIn| LogFilter {
             model_id: model,
             from: 0,
             to: 10_000,
-            conds: vec![Cond::Text(phrases.iter().map(|p| p.iter().map(|w| w.to_string()).collect()).collect())],
+            conds: vec![Cond::Text(phrases.iter().map(|p| p.iter().map(|w| w.to_string()).collect()).collect(), within)],
             ..Default::default()
         };
+        let q = |model: i64, phrases: &[&[&str]]| q_in(model, phrases, TextIn::All);
         let found = |logs: Vec<StoredLog>| logs.into_iter().map(|l| l.row.message.unwrap()).collect::<Vec<_>>();
         // Words of a payload, whatever their case and accents.
         assert_eq!(found(store.search_logs(&q(1, &[&["resume"], &["ZANZIBAR"]]), 100).await.unwrap()), ["call number 7 done"]);
+        // ...but not in a search of messages only (a caller who may not view payloads).
+        assert!(store.search_logs(&q_in(1, &[&["zanzibar"]], TextIn::Messages), 100).await.unwrap().is_empty());
+        assert_eq!(store.count_matching(&q_in(1, &[&["hello"]], TextIn::Messages)).await.unwrap(), 0);
+        assert_eq!(found(store.search_logs(&q_in(1, &[&["number", "7"]], TextIn::Messages), 100).await.unwrap()), ["call number 7 done"]);
         // A phrase: its words one after another.
         assert_eq!(found(store.search_logs(&q(1, &[&["number", "7"]]), 100).await.unwrap()), ["call number 7 done"]);
         assert!(store.search_logs(&q(1, &[&["7", "number"]]), 100).await.unwrap().is_empty());
@@ -1442,9 +1473,12 @@ mod tests {
         sqlx::query("UPDATE log_blocks SET text_index = NULL WHERE model_id = 2").execute(&store.pool).await.unwrap();
         assert!(store.search_logs(&q(2, &[&["hello"]]), 100).await.unwrap().is_empty());
         let id: i64 = sqlx::query_scalar("SELECT first_id + 3 FROM log_blocks WHERE model_id = 2").fetch_one(&store.pool).await.unwrap();
-        sqlx::query("INSERT INTO fts.logs_fts (rowid, body) VALUES (?, 'older words')").bind(id).execute(&store.pool).await.unwrap();
+        sqlx::query("INSERT INTO fts.logs_fts (rowid, body, payload) VALUES (?, 'older words', 'hidden prompt')").bind(id).execute(&store.pool).await.unwrap();
         let older = store.search_logs(&q(2, &[&["older", "words"]]), 100).await.unwrap();
         assert_eq!(older.iter().map(|l| l.id).collect::<Vec<_>>(), [id]);
+        assert_eq!(store.search_logs(&q(2, &[&["hidden"]]), 100).await.unwrap().len(), 1);
+        assert!(store.search_logs(&q_in(2, &[&["hidden"]], TextIn::Messages), 100).await.unwrap().is_empty());
+        assert_eq!(store.search_logs(&q_in(2, &[&["older"]], TextIn::Messages), 100).await.unwrap().len(), 1);
     }
 
     /// A database with logs in `logs` (stored before blocks, some with shared metadata) that

@@ -25,8 +25,18 @@ pub enum Cond {
     Between(Numeric, Option<f64>, Option<f64>),
     /// A metadata key with this value (compared as text), or absent (None).
     Meta(String, Option<String>),
-    /// Full text: every phrase occurs in the log's message, error message or payload.
-    Text(Vec<Vec<String>>),
+    /// Full text: every phrase occurs in the log's text (`TextIn` says which).
+    Text(Vec<Vec<String>>, TextIn),
+}
+
+/// Which text of a log a full-text condition searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextIn {
+    /// Message, error message and payload (request and response).
+    All,
+    /// Message and error message only: for callers who may not view the model's payloads, so
+    /// that a search cannot tell whether a word is in a hidden prompt or response.
+    Messages,
 }
 
 /// A user's search text as phrases of words: "quoted text" is one phrase, every other word
@@ -55,6 +65,21 @@ pub fn text_phrases(q: &str) -> Vec<Vec<String>> {
 /// `websearch_to_tsquery` input alike. Words hold only letters and digits, so no escaping.
 pub(crate) fn quoted(phrases: &[Vec<String>]) -> String {
     phrases.iter().map(|p| format!("\"{}\"", p.join(" "))).collect::<Vec<_>>().join(" ")
+}
+
+/// The FTS5 query of a text condition: payload words live in the `payload` column, so a
+/// search of messages only is limited to the `body` column.
+pub(crate) fn fts5_query(phrases: &[Vec<String>], within: TextIn) -> String {
+    match within {
+        TextIn::All => quoted(phrases),
+        TextIn::Messages => format!("body : ({})", quoted(phrases)),
+    }
+}
+
+/// A `to_tsquery` of the phrases over message words only: those carry weight A in
+/// `logs_text.tsv` (payload words the default, D). Words hold only letters and digits.
+fn tsquery_of_messages(phrases: &[Vec<String>]) -> String {
+    phrases.iter().map(|p| p.iter().map(|w| format!("'{w}':A")).collect::<Vec<_>>().join(" <-> ")).collect::<Vec<_>>().join(" & ")
 }
 
 /// An id that SQLite stores as its bytes: non-empty, even-length lowercase hex (what
@@ -202,20 +227,25 @@ impl LogFilter {
                         let _ = write!(sql, " AND {} <= {}", expr.sql(), p(Bind::Real(*v)));
                     }
                 }
-                Cond::Text(phrases) => {
-                    let q = p(Bind::Text(quoted(phrases)));
+                Cond::Text(phrases, within) => {
                     let _ = match dialect {
                         // Logs stored before the index file existed are in the old index of the
                         // main file; later ones in the file attached as `fts` (`store::fulltext`).
                         Dialect::Sqlite => {
-                            let q2 = p(Bind::Text(quoted(phrases)));
+                            let q = p(Bind::Text(fts5_query(phrases, *within)));
+                            let q2 = p(Bind::Text(fts5_query(phrases, *within)));
                             write!(
                                 sql,
                                 " AND id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH {q} \
                                  UNION ALL SELECT rowid FROM fts.logs_fts WHERE logs_fts MATCH {q2})"
                             )
                         }
+                        Dialect::Postgres if *within == TextIn::Messages => {
+                            let q = p(Bind::Text(tsquery_of_messages(phrases)));
+                            write!(sql, " AND id IN (SELECT log_id FROM logs_text WHERE tsv @@ to_tsquery('simple', {q}))")
+                        }
                         Dialect::Postgres => {
+                            let q = p(Bind::Text(quoted(phrases)));
                             write!(sql, " AND id IN (SELECT log_id FROM logs_text WHERE tsv @@ websearch_to_tsquery('simple', {q}))")
                         }
                     };
@@ -391,7 +421,7 @@ impl LogFilter {
                 None => value.is_none(),
                 Some(m) => meta(i, m),
             },
-            Cond::Text(_) => text(i, r.id()),
+            Cond::Text(..) => text(i, r.id()),
         })
     }
 }

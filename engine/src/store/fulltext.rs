@@ -23,6 +23,7 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
+use crate::ingest::SearchText;
 use crate::ingest::payload::Payload;
 
 /// The longest an ingest answer waits for its logs to become searchable. Past it (the index is
@@ -42,8 +43,10 @@ const CHUNK: usize = 400;
 /// Logs read per round when rebuilding from the stored logs.
 const CATCH_UP_PAGE: i64 = 2000;
 
-const CREATE_INDEX: &str =
-    "CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(body, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2')";
+/// `body`: message and error message; `payload`: request and response text, apart so that a
+/// search by someone who may not view payloads can leave it out (`body : "…"`).
+const CREATE_INDEX: &str = "CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(body, payload, content = '', contentless_delete = 1, \
+     tokenize = 'unicode61 remove_diacritics 2')";
 /// `through`: every log up to it is indexed. `db`: the `database_id` of the database the file
 /// belongs to (a restored or replaced database must not use another's index).
 const CREATE_MARK: &str =
@@ -89,11 +92,14 @@ pub(crate) async fn prepare(path: &Path, main: &SqlitePool) -> Result<Prepared> 
     let (db, split) = (state("database_id").await?, state("full_text_split_at").await?);
     let newest: i64 = sqlx::query_scalar(super::sqlite::HIGHEST_LOG_ID).fetch_one(main).await?;
     let mark: Option<(i64, i64)> = sqlx::query_as("SELECT through, db FROM full_text_mark WHERE id = 1").fetch_optional(&mut conn).await?;
+    // A file from before payload text had a column of its own cannot leave payload words out.
+    let split_columns: bool =
+        sqlx::query_scalar("SELECT COUNT(*) > 0 FROM pragma_table_info('logs_fts') WHERE name = 'payload'").fetch_one(&mut conn).await?;
     let mark = match mark {
-        Some((through, file_db)) if file_db == db && through <= newest => through,
+        Some((through, file_db)) if file_db == db && through <= newest && split_columns => through,
         other => {
             if other.is_some() {
-                tracing::warn!(file = %path.display(), "the full-text index file belongs to another database; rebuilding it");
+                tracing::warn!(file = %path.display(), "the full-text index file belongs to another database or an older version; rebuilding it");
             }
             let mut tx = conn.begin().await?;
             sqlx::query("DROP TABLE IF EXISTS logs_fts").execute(&mut *tx).await?;
@@ -107,7 +113,7 @@ pub(crate) async fn prepare(path: &Path, main: &SqlitePool) -> Result<Prepared> 
 }
 
 struct Job {
-    texts: Vec<(i64, String)>,
+    texts: Vec<(i64, SearchText)>,
     bytes: usize,
     /// The batch's highest log id.
     through: i64,
@@ -134,8 +140,8 @@ impl FullText {
 
     /// Hands over the texts of a committed batch whose highest log id is `through`. The queue
     /// is bounded by `wait_for_room`, which the writer calls before each commit.
-    pub(crate) fn submit(&self, texts: Vec<(i64, String)>, through: i64) {
-        let bytes = texts.iter().map(|(_, t)| t.len() + 16).sum();
+    pub(crate) fn submit(&self, texts: Vec<(i64, SearchText)>, through: i64) {
+        let bytes = texts.iter().map(|(_, t)| t.all().len() + 16).sum();
         self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         self.submitted.fetch_max(through, Ordering::AcqRel);
         // A send fails only when the task has ended; its next start rebuilds from the mark.
@@ -284,7 +290,7 @@ impl Task {
                 None => newest,
             };
             let payloads = super::blocks::payloads_between(&mut *self.main.acquire().await?, self.mark, last).await?;
-            let texts: Vec<(i64, String)> = rows
+            let texts: Vec<(i64, SearchText)> = rows
                 .into_iter()
                 .filter_map(|(id, message, error_message)| {
                     let p = payloads.get(&id).and_then(|bytes| match Payload::decode(bytes, false) {
@@ -295,7 +301,7 @@ impl Task {
                         }
                     });
                     let (req, resp) = p.as_ref().map(|p| (Some(p.request.as_str()), Some(p.response.as_str()))).unwrap_or((None, None));
-                    crate::ingest::search_text([message.as_deref(), error_message.as_deref(), req, resp]).map(|t| (id, t))
+                    SearchText::new([message.as_deref(), error_message.as_deref(), req, resp]).map(|t| (id, t))
                 })
                 .collect();
             index(&mut self.conn, &[Job { texts, bytes: 0, through: last }], self.mark, last).await?;
@@ -324,12 +330,12 @@ impl Task {
 async fn index(conn: &mut SqliteConnection, jobs: &[Job], skip_through: i64, mark: i64) -> Result<()> {
     let mut tx = conn.begin().await?;
     for job in jobs {
-        let texts: Vec<&(i64, String)> = job.texts.iter().filter(|(id, _)| *id > skip_through).collect();
+        let texts: Vec<&(i64, SearchText)> = job.texts.iter().filter(|(id, _)| *id > skip_through).collect();
         for chunk in texts.chunks(CHUNK) {
-            let sql = format!("INSERT INTO logs_fts (rowid, body) VALUES {}", super::sqlite::values_sql(chunk.len(), 2));
+            let sql = format!("INSERT INTO logs_fts (rowid, body, payload) VALUES {}", super::sqlite::values_sql(chunk.len(), 3));
             let mut q = sqlx::query(&sql);
             for (id, text) in chunk {
-                q = q.bind(*id).bind(text.as_str());
+                q = q.bind(*id).bind(text.message_part()).bind(text.payload_part());
             }
             q.execute(&mut *tx).await?;
         }
@@ -360,6 +366,10 @@ mod tests {
         main
     }
 
+    fn text(message: &str) -> SearchText {
+        SearchText::messages(Some(message), None).unwrap()
+    }
+
     async fn count(conn: &mut SqliteConnection, word: &str) -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM logs_fts WHERE logs_fts MATCH ?").bind(word).fetch_one(conn).await.unwrap()
     }
@@ -375,8 +385,8 @@ mod tests {
         // Another connection holds the index file's write lock: the task cannot write.
         let mut blocker = SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
         sqlx::query("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
-        ft.submit(vec![(1, "hello world".into())], 1);
-        ft.submit(vec![(2, "far ahead ".repeat(20))], 9);
+        ft.submit(vec![(1, text("hello world"))], 1);
+        ft.submit(vec![(2, text(&"far ahead ".repeat(20)))], 9);
         let waited = tokio::time::timeout(Duration::from_millis(500), ft.wait_for_room()).await;
         assert!(waited.is_err(), "a commit must wait while the index is far behind");
         sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
@@ -400,7 +410,7 @@ mod tests {
         let path = index_path(&dir.path().join("m.db"));
         {
             let ft = FullText::start(prepare(&path, &main).await.unwrap(), main.clone());
-            ft.submit(vec![(3, "gamma".into())], 3);
+            ft.submit(vec![(3, text("gamma"))], 3);
             ft.barrier().await;
             // Catching up indexed the stored logs 1 and 2; the job log 3 (not stored).
             assert_eq!(ft.indexed_through(), 3);
@@ -429,6 +439,38 @@ mod tests {
         }
         assert_eq!((count(&mut file, "alpha").await, count(&mut file, "beta").await, count(&mut file, "gamma").await), (1, 1, 0));
         assert_eq!((count(&mut file, "delta").await, count(&mut file, "epsilon").await, count(&mut file, "zeta").await), (1, 1, 0));
+    }
+
+    /// A file from before payload text had its own column is rebuilt: afterwards payload words
+    /// are found in the whole text but not in the message column (`body : …`).
+    #[tokio::test]
+    async fn an_index_without_a_payload_column_is_rebuilt_with_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = main_db(dir.path(), 3).await;
+        let payload = Payload::new(Some("secret zebra42xq prompt".into()), Some("answer".into()), 1024).unwrap().encode().unwrap();
+        sqlx::query("INSERT INTO logs (id, message) VALUES (1, 'visible words')").execute(&main).await.unwrap();
+        sqlx::query("INSERT INTO payloads (log_id, body) VALUES (1, ?)").bind(payload).execute(&main).await.unwrap();
+        let path = index_path(&dir.path().join("m.db"));
+        {
+            let mut old = SqliteConnectOptions::new().filename(&path).create_if_missing(true).connect().await.unwrap();
+            sqlx::query("CREATE VIRTUAL TABLE logs_fts USING fts5(body, content = '', contentless_delete = 1)").execute(&mut old).await.unwrap();
+            sqlx::query(CREATE_MARK).execute(&mut old).await.unwrap();
+            sqlx::query("INSERT INTO logs_fts (rowid, body) VALUES (1, 'visible words secret zebra42xq prompt answer')").execute(&mut old).await.unwrap();
+            sqlx::query("INSERT INTO full_text_mark VALUES (1, 1, 3)").execute(&mut old).await.unwrap();
+        }
+        let prepared = prepare(&path, &main).await.unwrap();
+        assert_eq!(prepared.mark, 0, "an index of the old shape is rebuilt");
+        let ft = FullText::start(prepared, main.clone());
+        let started = std::time::Instant::now();
+        while ft.indexed_through() < 1 {
+            assert!(started.elapsed() < Duration::from_secs(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut file = SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
+        assert_eq!(count(&mut file, "zebra42xq").await, 1);
+        assert_eq!(count(&mut file, "body : zebra42xq").await, 0, "a payload word in the message column");
+        assert_eq!(count(&mut file, "body : visible").await, 1);
+        assert_eq!(count(&mut file, "payload : answer").await, 1);
     }
 
     #[test]

@@ -224,7 +224,7 @@ pub struct LogRow {
     pub payload: Option<Vec<u8>>,
     /// What the full-text index takes for this row (None: not indexed); write-only.
     #[sqlx(skip)]
-    pub search_text: Option<String>,
+    pub search_text: Option<crate::ingest::SearchText>,
     /// The hashes of the words of `search_text` (`textindex::hashes`), taken by the HTTP
     /// worker that built the row, for the filter of the block the row goes into; empty when
     /// not taken (the writer then takes them from `search_text`); write-only.

@@ -178,15 +178,23 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            let (tids, texts): (Vec<i64>, Vec<&str>) =
-                ids.iter().zip(l.iter()).filter_map(|(id, r)| r.search_text.as_deref().map(|t| (*id, t))).unzip();
+            let mut tids = Vec::new();
+            let (mut bodies, mut payload_texts): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+            for (id, t) in ids.iter().zip(l.iter()).filter_map(|(id, r)| r.search_text.as_ref().map(|t| (*id, t))) {
+                tids.push(id);
+                bodies.push(t.message_part());
+                payload_texts.push(t.payload_part());
+            }
             if !tids.is_empty() {
+                // Message words weigh A, payload words D: a search of messages only asks for A.
                 sqlx::query(
-                    "INSERT INTO logs_text (log_id, tsv) SELECT id, to_tsvector('simple', body) \
-                     FROM UNNEST($1::bigint[], $2::text[]) AS t(id, body)",
+                    "INSERT INTO logs_text (log_id, tsv) \
+                     SELECT id, setweight(to_tsvector('simple', body), 'A') || to_tsvector('simple', payload) \
+                     FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS t(id, body, payload)",
                 )
                 .bind(&tids)
-                .bind(&texts)
+                .bind(&bodies)
+                .bind(&payload_texts)
                 .execute(&mut *tx)
                 .await?;
             }

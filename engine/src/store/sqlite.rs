@@ -222,7 +222,7 @@ impl SqliteStore {
         // IMMEDIATE: take the write lock first, so the id range read below stays ours.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
 
-        let mut index_texts: Vec<(i64, String)> = Vec::new();
+        let mut index_texts: Vec<(i64, crate::ingest::SearchText)> = Vec::new();
         let mut index_through = None;
         if !b.logs.is_empty() {
             // Above the newest log and above every deleted one: ids are never reused.

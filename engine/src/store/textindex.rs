@@ -301,6 +301,24 @@ impl Phrases {
         }
         self.matches(&hashes(text))
     }
+
+    /// Whether a log's text holds every phrase, each phrase within one of its parts: as FTS5
+    /// matches a phrase within one column, never from the end of one into the next.
+    pub(crate) fn matches_within(&self, parts: &[&str]) -> bool {
+        let parts: Vec<&str> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+        match parts.as_slice() {
+            [] => false,
+            [one] => self.matches_text(one),
+            _ => {
+                // Every phrase in the whole text is needed anyway, and rules most logs out.
+                if !self.matches_text(&parts.join("\n")) {
+                    return false;
+                }
+                let words: Vec<Vec<u64>> = parts.iter().map(|p| hashes(p)).collect();
+                !self.none && self.phrases.iter().all(|p| words.iter().any(|w| w.windows(p.len()).any(|w| w == p.as_slice())))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -311,6 +329,18 @@ mod tests {
         let mut out = Vec::new();
         for_each_word(text, |w| out.push(w.to_string()));
         out
+    }
+
+    #[test]
+    fn a_phrase_is_matched_within_one_part() {
+        let p = |q: &[&[&str]]| Phrases::new(&q.iter().map(|p| p.iter().map(|w| w.to_string()).collect()).collect::<Vec<_>>());
+        let parts = ["call ended", "hello world"];
+        assert!(p(&[&["ended"], &["hello"]]).matches_within(&parts), "words may be in different parts");
+        assert!(p(&[&["hello", "world"]]).matches_within(&parts));
+        assert!(!p(&[&["ended", "hello"]]).matches_within(&parts), "a phrase across two parts");
+        assert!(p(&[&["ended", "hello"]]).matches_text(&parts.join("\n")), "but within one text");
+        assert!(!p(&[&["absent"]]).matches_within(&parts));
+        assert!(p(&[&["world"]]).matches_within(&["", "world"]));
     }
 
     #[test]

@@ -144,7 +144,7 @@ pub async fn breakdown(
         .map_err(csv_failed)?;
     for row in &b.rows {
         w.write_record([
-            row.value.clone(),
+            super::spreadsheet::text_cell(&row.value).into_owned(),
             row.requests.to_string(),
             row.errors.to_string(),
             opt(row.error_rate()),

@@ -18,6 +18,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 
 use crate::error::ApiError;
 use crate::routes::api::Reader;
+use crate::routes::spreadsheet::text_cell;
 use crate::startup::AppState;
 
 /// Most rows one export holds (`max_rows` may lower it).
@@ -83,19 +84,22 @@ const CSV_COLUMNS: [&str; 26] = [
     "error_type", "error_message", "message", "user_id", "session_id", "trace_id", "span_id", "metadata",
 ];
 
+/// One log as a CSV row; every text column through `spreadsheet::text_cell`.
 fn csv_row(w: &mut csv::Writer<Vec<u8>>, l: &LogView, payloads: bool) -> Result<(), csv::Error> {
     let o = |v: Option<String>| v.unwrap_or_default();
+    let t = |v: &str| text_cell(v).into_owned();
+    let ot = |v: &Option<String>| v.as_deref().map(t).unwrap_or_default();
     let time = jiff::Timestamp::from_millisecond(l.timestamp).map(|t| t.to_string()).unwrap_or_default();
     let mut row: Vec<String> = vec![
         l.id.to_string(),
         time,
-        l.model.clone(),
-        l.provider.clone(),
-        l.model_version.clone(),
-        l.environment.clone(),
-        l.operation.clone(),
-        l.status.clone(),
-        l.level.clone(),
+        t(&l.model),
+        t(&l.provider),
+        t(&l.model_version),
+        t(&l.environment),
+        t(&l.operation),
+        t(&l.status),
+        t(&l.level),
         o(l.http_status.map(|v| v.to_string())),
         o(l.latency_ms.map(|v| v.to_string())),
         o(l.ttft_ms.map(|v| v.to_string())),
@@ -105,18 +109,18 @@ fn csv_row(w: &mut csv::Writer<Vec<u8>>, l: &LogView, payloads: bool) -> Result<
         o(l.cost_usd.map(|v| v.to_string())),
         l.cache_hit.to_string(),
         o(l.feedback.map(|v| v.to_string())),
-        o(l.error_type.clone()),
-        o(l.error_message.clone()),
-        o(l.message.clone()),
-        o(l.user_id.clone()),
-        o(l.session_id.clone()),
-        o(l.trace_id.clone()),
-        o(l.span_id.clone()),
+        ot(&l.error_type),
+        ot(&l.error_message),
+        ot(&l.message),
+        ot(&l.user_id),
+        ot(&l.session_id),
+        ot(&l.trace_id),
+        ot(&l.span_id),
         o(l.metadata.as_ref().map(|m| serde_json::Value::Object(m.clone()).to_string())),
     ];
     if payloads {
-        row.push(o(l.request.clone()));
-        row.push(o(l.response.clone()));
+        row.push(ot(&l.request));
+        row.push(ot(&l.response));
     }
     w.write_record(&row)
 }

@@ -8,5 +8,6 @@ pub mod ingest;
 pub mod otlp;
 pub mod logs;
 mod middleware;
+pub mod spreadsheet;
 
 pub use middleware::{require_login_for_pages, security_headers};
