@@ -28,6 +28,17 @@ pub async fn list_models() -> Result<Vec<Model>, AppError> {
     Ok(engine.list_models(&p).await?)
 }
 
+/// Admins: one page of the registry (50 models, by name), with the model limits and what
+/// ingest refused under them.
+#[server(prefix = "/fn", endpoint = "admin_models")]
+pub async fn admin_models(#[server(default)] q: String, #[server(default)] page: Option<usize>) -> Result<engine::ModelsPage, AppError> {
+    let (engine, p) = caller().await?;
+    Ok(engine.models_page(&p, &q, page.unwrap_or(1), ADMIN_MODELS_PER_PAGE).await?)
+}
+
+/// Rows of the admin's model list per page: each row reads its grants, so pages stay small.
+pub const ADMIN_MODELS_PER_PAGE: usize = 50;
+
 #[server(prefix = "/fn", endpoint = "get_model")]
 pub async fn get_model(name: String) -> Result<Model, AppError> {
     let (engine, p) = caller().await?;

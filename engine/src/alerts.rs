@@ -568,8 +568,8 @@ impl Engine {
         let models = self.store().list_models().await?;
         let model_id = match model {
             Some(name) => {
-                let m = models.iter().find(|m| m.name == name).ok_or(Error::NotFound("model"))?;
-                p.authorize(Action::ViewModel(m.id))?;
+                // A model the caller may not see is not found, as everywhere: no hint that it exists.
+                let m = models.iter().find(|m| m.name == name && p.allows(Action::ViewModel(m.id))).ok_or(Error::NotFound("model"))?;
                 Some(m.id)
             }
             None => None,

@@ -222,6 +222,27 @@ impl Engine {
         Ok(all.into_iter().filter(|m| p.allows(Action::ViewModel(m.id))).collect())
     }
 
+    /// Admins: one page of the registry (by name; `filter` matches name or display name), the
+    /// number of models that match, and the model limits with what ingest refused under them.
+    pub async fn models_page(&self, p: &Principal, filter: &str, page: usize, per_page: usize) -> Result<ModelsPage> {
+        p.authorize(Action::Administer)?;
+        let needle = filter.trim().to_lowercase();
+        let matching: Vec<Model> = self
+            .store()
+            .list_models()
+            .await?
+            .into_iter()
+            .filter(|m| needle.is_empty() || m.name.to_lowercase().contains(&needle) || m.display_name.to_lowercase().contains(&needle))
+            .collect();
+        let per_page = per_page.clamp(1, 500);
+        let total = matching.len();
+        let pages = total.div_ceil(per_page).max(1);
+        let page = page.clamp(1, pages);
+        let models = matching.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+        let limits = self.ingest().model_limit_status().await?;
+        Ok(ModelsPage { models, total, page, pages, per_page, limits })
+    }
+
     /// One model by name; `NotFound` when it does not exist *or* the principal may not see it.
     pub async fn get_model(&self, p: &Principal, name: &str) -> Result<Model> {
         let model = self.store().model_by_name(name).await?.ok_or(Error::NotFound("model"))?;

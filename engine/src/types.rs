@@ -649,3 +649,30 @@ pub struct AlertSilence {
     pub comment: String,
     pub created_by: String,
 }
+
+/// One page of the model registry, for the admin page (see `Engine::models_page`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelsPage {
+    pub models: Vec<Model>,
+    /// Models that match the filter, on every page.
+    pub total: usize,
+    /// 1-based.
+    pub page: usize,
+    pub pages: usize,
+    pub per_page: usize,
+    pub limits: ModelLimitStatus,
+}
+
+/// What the admin sees: the limits, and what ingest refused since this process started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelLimitStatus {
+    pub models: i64,
+    pub max_models: i64,
+    pub new_per_key_per_minute: u32,
+    /// Records refused because their model would have been over a limit.
+    pub refused_records: u64,
+    /// When the last one was refused (ms), and why.
+    pub last_refused_ms: Option<i64>,
+    pub last_reason: Option<String>,
+}
+

@@ -62,6 +62,13 @@ pub struct IngestArgs {
     /// Serve `GET /metrics` without an API key (otherwise it needs a key with the `read` scope).
     #[arg(long, env = "MODELWATCH_METRICS_PUBLIC", default_value_t = false, global = true)]
     pub metrics_public: bool,
+    /// Most models ingest may register (records naming a new model beyond it are refused;
+    /// models an admin creates are not limited).
+    #[arg(long, env = "MODELWATCH_MAX_MODELS", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..), global = true)]
+    pub max_models: i64,
+    /// Most new models one API key may register in a minute.
+    #[arg(long, env = "MODELWATCH_MAX_NEW_MODELS_PER_KEY_PER_MINUTE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_new_models_per_key_per_minute: u32,
     /// OTLP: the attribute (on the span, log record or data point, else the resource) that
     /// names the model of data without GenAI model attributes; otherwise `service.name` is used.
     #[arg(long, env = "MODELWATCH_OTLP_MODEL_ATTRIBUTE", default_value = "modelwatch.model", global = true)]

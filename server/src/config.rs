@@ -74,6 +74,8 @@ impl Config {
         }
         ingest.otlp.model_attribute = i.otlp_model_attribute.trim().to_string();
         ingest.otlp.plain_spans = i.otlp_plain_spans == "keep";
+        ingest.model_limits =
+            engine::ingest::admission::ModelLimits { max_models: i.max_models, new_per_key_per_minute: i.max_new_models_per_key_per_minute };
         Ok(Config {
             listen: args.listen,
             database_url,

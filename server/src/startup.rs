@@ -26,6 +26,9 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// `GET /metrics` without an API key.
     pub metrics_public: bool,
+    /// The origin of `--public-url`: besides the request's own host, the one origin whose
+    /// pages may send state-changing requests with a session cookie (`routes::csrf`).
+    pub public_origin: String,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -74,7 +77,8 @@ impl Application {
             max_decompressed_bytes: config.max_decompressed_bytes,
         };
         let (stop, stopping) = tokio::sync::watch::channel(false);
-        let router = router(engine.clone(), addr, limits, stopping, config.metrics_public);
+        let public_origin = routes::csrf::origin_of(&config.alerts.public_url);
+        let router = router(engine.clone(), addr, limits, stopping, config.metrics_public, public_origin);
         Ok(Application { listener, router, stop, engine, scrape: config.scrape, alerts: config.alerts.clone() })
     }
 
@@ -113,6 +117,7 @@ fn router(
     limits: routes::ingest::BodyLimits,
     stopping: tokio::sync::watch::Receiver<bool>,
     metrics_public: bool,
+    public_origin: String,
 ) -> Router {
     let leptos_options = LeptosOptions::builder()
         .output_name(app::BUNDLE_NAME)
@@ -120,7 +125,7 @@ fn router(
         .site_addr(addr)
         .env(leptos_config_env())
         .build();
-    let state = AppState { engine: engine.clone(), leptos_options: leptos_options.clone(), limits, stopping, metrics_public };
+    let state = AppState { engine: engine.clone(), leptos_options: leptos_options.clone(), limits, stopping, metrics_public, public_origin };
     let routes = route_list();
     let context = {
         let engine = engine.clone();
@@ -166,6 +171,7 @@ fn router(
         })
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), routes::require_login_for_pages))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), routes::csrf::refuse_cross_site))
         .layer(axum::middleware::from_fn(routes::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

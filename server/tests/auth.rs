@@ -138,6 +138,7 @@ both_backends!(logout_password_change_and_disable_end_sessions, |app: TestApp| a
         .unwrap()
         .post(app.url("/auth/logout"))
         .header("cookie", format!("mw_session={t1}"))
+        .header("origin", &app.base)
         .send()
         .await
         .unwrap();

@@ -1070,3 +1070,53 @@ both_backends!(csv_exports_do_not_carry_formulas, |app: TestApp| async move {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 });
+
+both_backends!(payload_words_are_found_only_by_those_who_may_read_payloads, |app: TestApp| async move {
+    let admin = app.admin().await;
+    app.create_model(&admin, "secret").await;
+    let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
+    let ts = engine::now_ms() - 120_000;
+    // One log alone (stored as a row) and a batch of 20 (stored in a block on SQLite).
+    let single = json!({"model": "secret", "timestamp": ts, "message": "visible42 text", "request": "zebra42xq prompt", "response": "ok"});
+    assert_eq!(app.ingest(&key, &[single]).await.0, 200);
+    let batch: Vec<Value> = (0..20)
+        .map(|i| json!({"model": "secret", "timestamp": ts + i, "message": if i == 3 { "msgword88 here" } else { "call" }, "request": "blockword77 asked"}))
+        .collect();
+    assert_eq!(app.ingest(&key, &batch).await.0, 200);
+    let viewer_id = app.create_user(&admin, "vi", "viewer", "viewer-password").await;
+    let editor_id = app.create_user(&admin, "ed", "editor", "editor-password").await;
+    let reader_id = app.create_user(&admin, "pr", "viewer", "reader-password").await;
+    app.grant(&admin, viewer_id, "secret", false).await;
+    app.grant(&admin, editor_id, "secret", false).await;
+    app.grant(&admin, reader_id, "secret", true).await;
+    let viewer = app.login("vi", "viewer-password").await;
+    let editor = app.login("ed", "editor-password").await;
+    let reader = app.login("pr", "reader-password").await;
+    let range = format!("model=secret&from={}&to={}", ts - 60_000, ts + 180_000);
+    let count = |c: reqwest::Client, word: &'static str| {
+        let url = app.url(&format!("/api/v1/logs?{range}&q={word}"));
+        async move {
+            let page: Value = c.get(url).send().await.unwrap().json().await.unwrap();
+            (page["count"].as_i64().unwrap(), page["logs"].as_array().unwrap().len() as i64)
+        }
+    };
+    for (word, with_payloads) in [("zebra42xq", 1), ("blockword77", 20), ("visible42", 1), ("msgword88", 1)] {
+        let in_messages = if word.starts_with("visible") || word.starts_with("msg") { with_payloads } else { 0 };
+        assert_eq!(count(reader.clone(), word).await, (with_payloads, with_payloads), "{word} with payload access");
+        assert_eq!(count(admin.clone(), word).await, (with_payloads, with_payloads), "{word} as admin");
+        assert_eq!(count(viewer.clone(), word).await, (in_messages, in_messages), "{word} as a viewer without payload access");
+        assert_eq!(count(editor.clone(), word).await, (in_messages, in_messages), "{word} as an editor without payload access");
+        let (_, page) = get(&app, &key, &format!("{range}&q={word}")).await;
+        assert_eq!(page["count"].as_i64(), Some(with_payloads), "{word} with a read key");
+    }
+    // The export, the server function behind the explorer and its HTML page say the same.
+    let export = viewer.get(app.url(&format!("/api/v1/logs/export?{range}&q=zebra42xq&format=ndjson"))).send().await.unwrap();
+    assert_eq!((export.status().as_u16(), export.text().await.unwrap().lines().count()), (200, 0));
+    let export = reader.get(app.url(&format!("/api/v1/logs/export?{range}&q=zebra42xq&format=ndjson"))).send().await.unwrap();
+    assert_eq!(export.text().await.unwrap().lines().count(), 1);
+    let query = format!("from={}&to={}&q=blockword77", ts - 60_000, ts + 180_000);
+    let page = app.call_ok(&viewer, "search_logs", &[("model", "secret"), ("query", &query)]).await;
+    assert_eq!(page["page"]["count"].as_i64().or(page["count"].as_i64()), Some(0), "{page}");
+    let html = viewer.get(app.url(&format!("/models/secret/logs?{query}"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("0 matching logs"), "explorer page for a viewer");
+});

@@ -64,7 +64,17 @@ pub fn AlertsPage() -> impl IntoView {
     let query = leptos_router::hooks::use_query_map();
     let model_filter = move || query.read().get("model").filter(|m| !m.is_empty());
     let history = Resource::new(move || (ack.version().get(), model_filter()), |(_, m)| alert_history(None, m));
-    let notifications = Resource::new(|| (), |_| list_notifications());
+    // Viewers may not read the notification log: not asked for, so the page answers 200
+    // instead of taking the log's 403 (or, racing the history's answer, a random status).
+    let notifications = Resource::new(
+        || (),
+        |_| async move {
+            match crate::api::get_me().await? {
+                Some(me) if me.role != Role::Viewer => list_notifications().await.map(Some),
+                _ => Ok(None),
+            }
+        },
+    );
     let me = use_me();
     view! {
         <Title text="Alerts · Modelwatch"/>
@@ -180,9 +190,9 @@ pub fn AlertsPage() -> impl IntoView {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
                 match notifications.await {
-                    Ok(list) => view! { <Notifications list=list/> }.into_any(),
-                    // Viewers do not see the notification log.
-                    Err(_) => ().into_any(),
+                    Ok(Some(list)) => view! { <Notifications list=list/> }.into_any(),
+                    Ok(None) => view! { <p class="muted">"The notification log is for editors and admins."</p> }.into_any(),
+                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                 }
             })}
         </Transition>

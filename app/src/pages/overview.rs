@@ -85,6 +85,16 @@ fn ModelTable(page: OverviewPage) -> impl IntoView {
         }
     };
     rows.sort_by(|a, b| key(&a.0).total_cmp(&key(&b.0)).then_with(|| a.0.model.name.cmp(&b.0.model.name)));
+    // Only one page of rows is rendered: a registry of hundreds of models stays one screen.
+    let matching = rows.len();
+    let pages = matching.div_ceil(OVERVIEW_PER_PAGE).max(1);
+    let current = q.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
+    let first = (current - 1) * OVERVIEW_PER_PAGE;
+    let rows: Vec<(OverviewRow, String)> = rows.into_iter().skip(first).take(OVERVIEW_PER_PAGE).collect();
+    let page_link = |n: usize| with_query("/", &q, &[("page", Some(n.to_string()))]);
+    let prev = (current > 1).then(|| page_link(current - 1));
+    let next = (current < pages).then(|| page_link(current + 1));
+    let shown = (pages > 1).then(|| format!("Models {}–{} of {}", first + 1, first + rows.len(), matching));
     let option = |value: &str, label: &str, current: &str| {
         view! { <option value=value.to_string() selected=value == current>{label.to_string()}</option> }
     };
@@ -151,10 +161,18 @@ fn ModelTable(page: OverviewPage) -> impl IntoView {
                         }).collect_view()}
                     </tbody>
                 </table>
+                <nav class="pager" data-testid="overview-pager">
+                    <span>{prev.map(|href| view! { <a href=href rel="prev">"← Previous"</a> })}</span>
+                    <span class="muted">{shown}</span>
+                    <span>{next.map(|href| view! { <a href=href rel="next">"Next →"</a> })}</span>
+                </nav>
             }.into_any()
         }}
     }
 }
+
+/// Models shown per page of the overview.
+pub const OVERVIEW_PER_PAGE: usize = 50;
 
 #[component]
 fn EmptyState(is_admin: bool) -> impl IntoView {

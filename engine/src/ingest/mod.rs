@@ -6,6 +6,7 @@
 //! They return once the records are committed. HTTP concerns (gzip, status codes) stay in the
 //! server; storage stays in `store`.
 
+pub mod admission;
 pub mod cumulative;
 pub mod otlp;
 pub mod payload;
@@ -49,11 +50,13 @@ pub struct IngestSettings {
     pub full_text: bool,
     /// How OTLP data is attributed to models.
     pub otlp: otlp::OtlpSettings,
+    /// How many models ingest may register, in all and per API key and minute.
+    pub model_limits: admission::ModelLimits,
 }
 
 impl Default for IngestSettings {
     fn default() -> Self {
-        IngestSettings { limits: Limits::default(), writer: WriterConfig::default(), payload_cap_bytes: 32 * 1024, full_text: true, otlp: otlp::OtlpSettings::default() }
+        IngestSettings { limits: Limits::default(), writer: WriterConfig::default(), payload_cap_bytes: 32 * 1024, full_text: true, otlp: otlp::OtlpSettings::default(), model_limits: admission::ModelLimits::default() }
     }
 }
 
@@ -178,6 +181,8 @@ pub struct Ingest {
     metrics: crate::telemetry::IngestMetrics,
     /// Last totals of cumulative counters and histograms (OTLP metrics, scraped endpoints).
     deltas: cumulative::DeltaTracker,
+    /// Limits on the models ingest registers.
+    admission: admission::Admission,
 }
 
 impl Ingest {
@@ -189,6 +194,7 @@ impl Ingest {
             rules: RwLock::new(RuleSet::default()),
             prices: RwLock::new(Arc::new(PriceTable::default())),
             models: RwLock::new(HashMap::new()),
+            admission: admission::Admission::new(settings.model_limits),
             settings,
             metrics: crate::telemetry::IngestMetrics::default(),
             deltas: cumulative::DeltaTracker::new(crate::now_ms()),
@@ -234,7 +240,7 @@ impl Ingest {
     }
 
     /// The model's id, registering it on first sight. `prefix` names the record in errors.
-    async fn model(&self, name: &str, prefix: &str) -> Result<ModelInfo> {
+    async fn model(&self, key: &KeyPrincipal, name: &str, prefix: &str) -> Result<ModelInfo> {
         if let Some(m) = self.models.read().unwrap_or_else(|e| e.into_inner()).get(name)
             && m.fetched.elapsed() < MODEL_CACHE_TTL
         {
@@ -244,6 +250,8 @@ impl Ingest {
         let model = match self.store.model_by_name(name).await? {
             Some(m) => m,
             None => {
+                let field = format!("{prefix}.model");
+                self.admission.admit(key.key_id, &field, crate::now_ms(), || self.store.count_models()).await?;
                 let created = self
                     .store
                     .create_model(NewModel { name, display_name: name, description: "", now_ms: crate::now_ms() })
@@ -372,6 +380,11 @@ impl Ingest {
         Ok(())
     }
 
+    /// The model limits and what ingest refused under them (for the admin's warning).
+    pub async fn model_limit_status(&self) -> Result<crate::types::ModelLimitStatus> {
+        Ok(self.admission.status(self.store.count_models().await?))
+    }
+
     /// Ingest health and per-model series in the Prometheus text format.
     pub fn metrics_text(&self, models: Option<&HashSet<String>>) -> String {
         let s = &self.writer.stats;
@@ -392,7 +405,7 @@ impl Ingest {
                 message: format!("this API key may not write to model {:?}", r.model),
             });
         }
-        let model = self.model(&r.model, prefix).await?;
+        let model = self.model(key, &r.model, prefix).await?;
         if r.cost_usd.is_none() {
             r.cost_usd = prices.cost(&r.model, &r.model_version, r.input_tokens, r.output_tokens, r.cached_tokens);
         }
@@ -533,7 +546,7 @@ impl Ingest {
                         message: format!("this API key may not write to model {:?}", p.model),
                     });
                 }
-                let model = self.model(&p.model, &prefix).await?;
+                let model = self.model(key, &p.model, &prefix).await?;
                 let labels = p.labels_json();
                 Ok(PreparedMetric { row: MetricRow { ts: p.timestamp, model_id: model.id, name: p.name, value: p.value, labels } })
             }

@@ -79,6 +79,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_model(&self, new: NewModel<'_>) -> Result<Model>;
     async fn model_by_name(&self, name: &str) -> Result<Option<Model>>;
     async fn list_models(&self) -> Result<Vec<Model>>;
+    async fn count_models(&self) -> Result<i64>;
     async fn update_model(&self, id: i64, display_name: &str, description: &str) -> Result<()>;
 
     async fn grants_of_user(&self, user_id: i64) -> Result<Vec<Grant>>;
@@ -1074,6 +1075,10 @@ macro_rules! impl_common_store {
                 .into_iter()
                 .map(Into::into)
                 .collect())
+            }
+
+            async fn count_models(&self) -> $crate::error::Result<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM models").fetch_one(&self.pool).await?)
             }
 
             async fn update_model(&self, id: i64, display_name: &str, description: &str) -> $crate::error::Result<()> {

@@ -1,6 +1,7 @@
 //! The HTTP surface: health, session routes, the REST API, the browser bundle and the UI.
 
 pub mod api;
+pub mod csrf;
 pub mod auth;
 pub mod health;
 pub mod alerts;

@@ -92,9 +92,12 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    /// A browser-like client: cookie store, redirects not followed (tests look at them).
+    /// A browser-like client: cookie store, redirects not followed (tests look at them), and
+    /// the `Origin` of this server on every request, as a browser sends it from our pages.
     pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::ORIGIN, self.base.parse().unwrap());
+        reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).default_headers(headers).build().unwrap()
     }
 
     /// Posts the login form; returns the response (303 on success and failure alike).
