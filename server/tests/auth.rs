@@ -186,3 +186,28 @@ both_backends!(admin_cannot_lock_themselves_out, |app: TestApp| async move {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["field"], "disabled");
 });
+
+// The login form's `next` is sent form-encoded, so the server sees `/\t/evil.example` for the raw
+// tab and `/%09/evil.example` for the percent-encoded one; browsers drop the tab and would land on
+// `//evil.example`. Neither may leave the site, on success or failure, nor through `/theme`.
+both_backends!(login_next_cannot_leave_the_site, |app: TestApp| async move {
+    // A local path with a query survives.
+    let form = [("username", "admin"), ("password", ADMIN_PASSWORD), ("next", "/models/m?range=24h")];
+    let ok = app.client().post(app.url("/auth/login")).form(&form).send().await.unwrap();
+    assert_eq!(ok.headers()["location"], "/models/m?range=24h");
+    for next in ["/\t/evil.example", "/%09/evil.example", "/%2F%2Fevil.example", "/%5Cevil.example", "\\/evil.example"] {
+        let form = [("username", "admin"), ("password", ADMIN_PASSWORD), ("next", next)];
+        let ok = app.client().post(app.url("/auth/login")).form(&form).send().await.unwrap();
+        assert_eq!(ok.status(), 303);
+        assert_eq!(ok.headers()["location"], "/", "next={next:?}");
+        session_cookie(&ok);
+
+        let form = [("username", "admin"), ("password", "wrong-password"), ("next", next)];
+        let failed = app.client().post(app.url("/auth/login")).form(&form).send().await.unwrap();
+        assert_eq!(failed.headers()["location"], "/login?error=1&next=%2F", "next={next:?}");
+
+        let theme = app.client().get(app.url("/theme")).query(&[("next", next)]).send().await.unwrap();
+        assert_eq!(theme.status(), 303);
+        assert_eq!(theme.headers()["location"], "/", "theme next={next:?}");
+    }
+});
