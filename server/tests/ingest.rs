@@ -419,3 +419,51 @@ both_backends!(concurrent_requests_share_commits, |app: common::TestApp| async m
     let k: Value = r.json().await.unwrap();
     assert_eq!(k["total"]["requests"].as_i64(), Some(10_000), "{}", k["total"]);
 });
+
+// `.` and `..` are path segments to browsers: `/models/..` is `/`, so a model of that name could
+// be stored but its dashboard never opened. Every way a model is named refuses them per record.
+both_backends!(dot_model_names_are_refused, |app: common::TestApp| async move {
+    let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
+    let body = json!([{"model": "."}, {"model": "ok"}, {"model": ".."}, {"model": "..."}]).to_string().into_bytes();
+    let (s, b) = post_raw(&app, Some(&key), &[("content-type", "application/json")], body).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["accepted"], 1, "{b}");
+    let rejected = b["rejected"].as_array().unwrap();
+    let named: Vec<(i64, &str, &str)> =
+        rejected.iter().map(|r| (r["index"].as_i64().unwrap(), r["field"].as_str().unwrap(), r["code"].as_str().unwrap())).collect();
+    assert_eq!(named, vec![(0, "logs[0].model", "invalid_field"), (2, "logs[2].model", "invalid_field"), (3, "logs[3].model", "invalid_field")]);
+    assert!(rejected[0]["message"].as_str().unwrap().contains("dots"), "{b}");
+    // Only refused: none of them became a model.
+    let models: Vec<String> = app.engine.list_models(&Principal::operator()).await.unwrap().into_iter().map(|m| m.name).collect();
+    assert_eq!(models, vec!["ok".to_string()]);
+    // Alone in a request: the record's refusal is the answer.
+    let (s, b) = app.ingest(&key, &[json!({"model": ".."})]).await;
+    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("logs[0].model")), "{b}");
+
+    // Custom metrics share the rule.
+    let resp = reqwest::Client::new()
+        .post(app.url("/api/v1/metrics"))
+        .bearer_auth(&key)
+        .json(&json!([{"model": "ok", "name": "accuracy", "value": 0.9}, {"model": ".", "name": "accuracy", "value": 0.8}]))
+        .send()
+        .await
+        .unwrap();
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!((b["accepted"].as_i64(), b["rejected"][0]["field"].as_str()), (Some(1), Some("metrics[1].model")), "{b}");
+
+    // So do OTLP spans (here in the OTLP JSON mapping) and the admin's "create model".
+    let end = engine::now_ms() as u64 * 1_000_000 - 1_000_000_000;
+    let span = |model: &str| {
+        json!({"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "chat",
+               "startTimeUnixNano": (end - 5_000_000).to_string(), "endTimeUnixNano": end.to_string(),
+               "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": model}}]})
+    };
+    let otlp = json!({"resourceSpans": [{"scopeSpans": [{"spans": [span(".."), span("ok")]}]}]});
+    let resp = reqwest::Client::new().post(app.url("/v1/traces")).bearer_auth(&key).json(&otlp).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["partialSuccess"]["rejectedSpans"].to_string().trim_matches('"'), "1", "{b}");
+    assert!(b["partialSuccess"]["errorMessage"].as_str().unwrap().contains("dots"), "{b}");
+    let err = app.engine.create_model(&Principal::operator(), engine::ModelInput { name: "..".into(), ..Default::default() }).await;
+    assert_eq!(err.unwrap_err().field(), Some("name"));
+});
