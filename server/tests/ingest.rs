@@ -467,3 +467,44 @@ both_backends!(dot_model_names_are_refused, |app: common::TestApp| async move {
     let err = app.engine.create_model(&Principal::operator(), engine::ModelInput { name: "..".into(), ..Default::default() }).await;
     assert_eq!(err.unwrap_err().field(), Some("name"));
 });
+
+// JSON has no NaN or Infinity, and 1e999 is beyond f64: serde_json refuses all three as syntax,
+// yet the answer names the field that holds them, in NDJSON, single objects and JSON arrays alike.
+both_backends!(non_finite_numbers_name_the_field, |app: common::TestApp| async move {
+    let key = app.api_key(&[Scope::Ingest], &[]).await;
+    let ndjson = [("content-type", "application/x-ndjson")];
+    let json_type = [("content-type", "application/json")];
+    for value in ["1e999", "-1e999", "NaN", "Infinity", "-Infinity"] {
+        let body = format!("{{\"model\":\"m\",\"latency_ms\":{value}}}");
+        for headers in [&ndjson[..], &json_type[..]] {
+            let (s, b) = post_raw(&app, Some(&key), headers, body.clone().into_bytes()).await;
+            assert_eq!(s, 422, "{body} {headers:?}: {b}");
+            assert_eq!(b["error"]["field"], "logs[0].latency_ms", "{body}: {b}");
+            assert_eq!(b["error"]["message"], "must be a finite number", "{body}: {b}");
+        }
+    }
+    // Among others: only that record is refused.
+    let body = "{\"model\":\"m\"}\n{\"model\":\"m\",\"metadata\":{\"score\":NaN}}\n{\"model\":\"m\",\"ttft_ms\":1e999}\n";
+    let (s, b) = post_raw(&app, Some(&key), &ndjson, body.as_bytes().to_vec()).await;
+    assert_eq!((s, b["accepted"].as_i64()), (200, Some(1)), "{b}");
+    assert_eq!(b["rejected"][0]["field"], "logs[1].metadata.score", "{b}");
+    assert_eq!(b["rejected"][1]["field"], "logs[2].ttft_ms", "{b}");
+    let body = "[{\"model\":\"m\"}, {\"model\":\"m\",\"cost_usd\":Infinity}]";
+    let (s, b) = post_raw(&app, Some(&key), &json_type, body.as_bytes().to_vec()).await;
+    assert_eq!((s, b["accepted"].as_i64()), (200, Some(1)), "{b}");
+    assert_eq!(b["rejected"][0]["field"], "logs[1].cost_usd", "{b}");
+    assert_eq!(b["rejected"][0]["message"], "must be a finite number", "{b}");
+    // Custom metrics too.
+    let body = "[{\"model\":\"m\",\"name\":\"accuracy\",\"value\":NaN}]";
+    let resp = reqwest::Client::new()
+        .post(app.url("/api/v1/metrics"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["error"]["field"], "metrics[0].value", "{b}");
+});
