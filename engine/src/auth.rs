@@ -137,38 +137,92 @@ impl TokenSigner {
     }
 }
 
-/// Counts recent failed logins per key ("user:NAME", "ip:ADDR") in a sliding window.
-/// Kept in memory: a restart forgets, which only ever errs on the side of letting a user in.
-pub struct LoginThrottle {
-    window_ms: i64,
-    per_user: usize,
-    per_ip: usize,
-    failures: Mutex<HashMap<String, VecDeque<i64>>>,
+/// The numbers of login throttling; `Default` is what a fresh install runs with (docs/accounts.md).
+#[derive(Debug, Clone)]
+pub struct ThrottleSettings {
+    /// Failures older than this are forgotten.
+    pub window_ms: i64,
+    /// Failures of one user from one address that lock that pair for the rest of the window.
+    pub per_user_address: usize,
+    /// Failures from one address, over all usernames, that lock the address (password spraying).
+    pub per_address: usize,
+    /// Failures of one user, over all addresses, from which on each attempt waits a back-off.
+    pub backoff_after: usize,
+    /// The back-off doubles from 1 s with every further failure, up to this.
+    pub backoff_max_ms: i64,
 }
 
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        ThrottleSettings { window_ms: 15 * 60_000, per_user_address: 5, per_address: 30, backoff_after: 50, backoff_max_ms: 60_000 }
+    }
+}
+
+/// Counts recent failed logins in a sliding window, so that guessing is slow but nobody can
+/// lock somebody else out:
+///
+/// - per (user, address): `per_user_address` failures lock the user *from that address* only;
+///   an attacker who fails for `admin` locks out the attacker's own address;
+/// - per address: `per_address` failures over any usernames lock that address (spraying);
+/// - per user, over all addresses: from `backoff_after` failures on (a distributed guess), each
+///   attempt must wait 1 s, 2 s, 4 s, … (at most `backoff_max_ms`) after the latest failure. It
+///   never locks for long, and addresses the user has logged in from are exempt from it.
+///
+/// Only wrong passwords count; a correct one clears its (user, address) count. Failures before
+/// the user's `unlocked_at` (set by `modelwatch user unlock`, another process, so it goes through
+/// the database) are ignored. Kept in memory: a restart forgets, which only ever errs on the side
+/// of letting a user in.
+pub struct LoginThrottle {
+    settings: ThrottleSettings,
+    state: Mutex<ThrottleState>,
+}
+
+#[derive(Default)]
+struct ThrottleState {
+    /// Failure times per key: "pair:USER\nADDR", "ip:ADDR", "user:USER"; the newest few only.
+    failures: HashMap<String, VecDeque<i64>>,
+    /// Per user, the addresses of their successful logins (the newest few).
+    known: HashMap<String, VecDeque<String>>,
+}
+
+/// Addresses remembered per user for the back-off exemption.
+const KNOWN_ADDRESSES: usize = 16;
+/// Failures kept per user beyond `backoff_after`: enough for the back-off to reach its cap.
+const BACKOFF_STEPS: usize = 16;
+
 impl LoginThrottle {
-    pub fn new(window_ms: i64, per_user: usize, per_ip: usize) -> Self {
-        LoginThrottle { window_ms, per_user, per_ip, failures: Mutex::new(HashMap::new()) }
+    pub fn new(settings: ThrottleSettings) -> Self {
+        LoginThrottle { settings, state: Mutex::new(ThrottleState::default()) }
     }
 
-    fn limit_for(&self, key: &str) -> usize {
-        if key.starts_with("ip:") { self.per_ip } else { self.per_user }
+    fn keys(user: &str, addr: &str) -> [String; 3] {
+        [format!("pair:{user}\n{addr}"), format!("ip:{addr}"), format!("user:{user}")]
     }
 
-    /// Refuses when any key has reached its limit; says how long until the oldest failure expires.
-    pub fn check(&self, keys: &[String], now_ms: i64) -> Result<()> {
-        let mut map = self.failures.lock().expect("throttle lock");
+    /// Refuses an attempt of `user` (normalised) from `addr` while a limit holds, saying how long
+    /// it will hold. Failures at or before `since_ms` (the user's unlock) do not count.
+    pub fn check(&self, user: &str, addr: &str, since_ms: Option<i64>, now_ms: i64) -> Result<()> {
+        let s = &self.settings;
+        let horizon = (now_ms - s.window_ms).max(since_ms.unwrap_or(i64::MIN));
+        let state = self.state.lock().expect("throttle lock");
+        let recent = |key: &str| -> Vec<i64> {
+            state.failures.get(key).map(|t| t.iter().copied().filter(|t| *t > horizon).collect()).unwrap_or_default()
+        };
+        let [pair, ip, per_user] = Self::keys(user, addr);
         let mut wait_ms = 0;
-        for key in keys {
-            if let Some(times) = map.get_mut(key) {
-                while times.front().is_some_and(|t| *t <= now_ms - self.window_ms) {
-                    times.pop_front();
-                }
-                if times.len() >= self.limit_for(key) {
-                    let oldest = *times.front().expect("non-empty");
-                    wait_ms = wait_ms.max(oldest + self.window_ms - now_ms);
-                }
+        for (key, limit) in [(pair, s.per_user_address), (ip, s.per_address)] {
+            let times = recent(&key);
+            if times.len() >= limit {
+                // Free again when the oldest counted failure leaves the window.
+                wait_ms = wait_ms.max(times[times.len() - limit] + s.window_ms - now_ms);
             }
+        }
+        let times = recent(&per_user);
+        let known = state.known.get(user).is_some_and(|k| k.iter().any(|a| a == addr));
+        if times.len() >= s.backoff_after && !known {
+            let doublings = (times.len() - s.backoff_after).min(30) as u32;
+            let backoff = 1000i64.saturating_mul(1 << doublings).min(s.backoff_max_ms);
+            wait_ms = wait_ms.max(times[times.len() - 1] + backoff - now_ms);
         }
         if wait_ms > 0 {
             return Err(Error::TooManyRequests { retry_after_secs: (wait_ms as u64).div_ceil(1000) });
@@ -176,25 +230,38 @@ impl LoginThrottle {
         Ok(())
     }
 
-    pub fn record_failure(&self, keys: &[String], now_ms: i64) {
-        let mut map = self.failures.lock().expect("throttle lock");
-        if map.len() > 50_000 {
+    /// Counts a wrong password (or an unknown or disabled user).
+    pub fn record_failure(&self, user: &str, addr: &str, now_ms: i64) {
+        let s = &self.settings;
+        let mut state = self.state.lock().expect("throttle lock");
+        if state.failures.len() > 50_000 {
             // Bound memory under a spray of random usernames/addresses: forget expired entries.
-            let horizon = now_ms - self.window_ms;
-            map.retain(|_, times| times.back().is_some_and(|t| *t > horizon));
+            let horizon = now_ms - s.window_ms;
+            state.failures.retain(|_, times| times.back().is_some_and(|t| *t > horizon));
         }
-        for key in keys {
-            let times = map.entry(key.clone()).or_default();
+        let limits = [s.per_user_address, s.per_address, s.backoff_after + BACKOFF_STEPS];
+        for (key, limit) in Self::keys(user, addr).into_iter().zip(limits) {
+            let times = state.failures.entry(key).or_default();
             times.push_back(now_ms);
-            let limit = self.limit_for(key);
-            while times.len() > limit {
+            while times.len() > limit.max(1) {
                 times.pop_front();
             }
         }
     }
 
-    pub fn clear(&self, key: &str) {
-        self.failures.lock().expect("throttle lock").remove(key);
+    /// A correct password: the pair's failures are forgiven and the address is known to be the
+    /// user's. The address and user counts stay, or logging in to an own account between guesses
+    /// would reset them.
+    pub fn record_success(&self, user: &str, addr: &str) {
+        let mut state = self.state.lock().expect("throttle lock");
+        let [pair, _, _] = Self::keys(user, addr);
+        state.failures.remove(&pair);
+        let known = state.known.entry(user.to_string()).or_default();
+        known.retain(|a| a != addr);
+        known.push_back(addr.to_string());
+        if known.len() > KNOWN_ADDRESSES {
+            known.pop_front();
+        }
     }
 }
 
@@ -227,22 +294,109 @@ mod tests {
         assert!(signer.verify(&expired).is_err(), "expired token must fail");
     }
 
-    #[test]
-    fn throttle_limits_then_releases() {
-        let t = LoginThrottle::new(60_000, 3, 10);
-        let keys = vec!["user:bob".to_string(), "ip:1.2.3.4".to_string()];
-        for i in 0..3 {
-            t.check(&keys, 1000 + i).unwrap();
-            t.record_failure(&keys, 1000 + i);
-        }
-        match t.check(&keys, 2000) {
-            Err(Error::TooManyRequests { retry_after_secs }) => assert!(retry_after_secs > 0 && retry_after_secs <= 60),
+    fn throttled(r: Result<()>) -> u64 {
+        match r {
+            Err(Error::TooManyRequests { retry_after_secs }) => retry_after_secs,
             other => panic!("expected throttle, got {other:?}"),
         }
-        // Another user from another address is not affected.
-        t.check(&["user:alice".into(), "ip:5.6.7.8".into()], 2000).unwrap();
-        // After the window the user may try again.
-        t.check(&keys, 1000 + 60_001 + 2).unwrap();
+    }
+
+    const ATTACKER: &str = "203.0.113.9";
+    const ADMIN_ADDR: &str = "198.51.100.7";
+
+    #[test]
+    fn failures_lock_the_pair_not_the_user() {
+        let t = LoginThrottle::new(ThrottleSettings::default());
+        for i in 0..5 {
+            t.check("admin", ATTACKER, None, 1000 + i).unwrap();
+            t.record_failure("admin", ATTACKER, 1000 + i);
+        }
+        // The attacker's address is locked for the rest of the window ...
+        let retry = throttled(t.check("admin", ATTACKER, None, 2000));
+        assert!(retry > 14 * 60 && retry <= 15 * 60, "{retry}");
+        // ... the admin's is not, and other users from the attacker's address are not either.
+        t.check("admin", ADMIN_ADDR, None, 2000).unwrap();
+        t.check("alice", ATTACKER, None, 2000).unwrap();
+        // After the window the attacker may try again.
+        t.check("admin", ATTACKER, None, 1004 + 15 * 60_000).unwrap();
+    }
+
+    #[test]
+    fn spraying_locks_the_address_only() {
+        let t = LoginThrottle::new(ThrottleSettings::default());
+        for i in 0..30 {
+            let user = format!("user{i}");
+            t.check(&user, ATTACKER, None, 1000 + i).unwrap();
+            t.record_failure(&user, ATTACKER, 1000 + i);
+        }
+        assert!(throttled(t.check("admin", ATTACKER, None, 2000)) > 14 * 60);
+        t.check("admin", ADMIN_ADDR, None, 2000).unwrap();
+    }
+
+    #[test]
+    fn a_distributed_guess_meets_a_short_growing_backoff() {
+        let t = LoginThrottle::new(ThrottleSettings::default());
+        t.record_success("admin", ADMIN_ADDR);
+        let mut now = 1_000_000;
+        // 50 failures from 10 addresses (5 each, the most each may make).
+        for i in 0..50 {
+            let addr = format!("10.0.0.{}", i / 5);
+            t.check("admin", &addr, None, now).unwrap();
+            t.record_failure("admin", &addr, now);
+            now += 100;
+        }
+        // A fresh address must wait 1 s after the latest failure, then 2 s, 4 s, ...
+        let last = now - 100;
+        assert_eq!(throttled(t.check("admin", "10.0.1.1", None, last + 1)), 1);
+        t.check("admin", "10.0.1.1", None, last + 1000).unwrap();
+        let mut waits = Vec::new();
+        for i in 0..10 {
+            let addr = format!("10.0.2.{i}");
+            // Wait as long as told, then fail again.
+            let wait = throttled(t.check("admin", &addr, None, now));
+            throttled(t.check("admin", &addr, None, now + wait as i64 * 1000 - 1000));
+            now += wait as i64 * 1000;
+            t.check("admin", &addr, None, now).unwrap();
+            t.record_failure("admin", &addr, now);
+            waits.push(wait);
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        assert!(throttled(t.check("admin", "10.0.3.1", None, now)) <= 60);
+        // Never a lockout for everyone: the admin's known address is exempt, ...
+        t.check("admin", ADMIN_ADDR, None, now).unwrap();
+        // ... and a minute after the latest failure anyone may try again.
+        t.check("admin", "10.0.3.1", None, now + 60_000).unwrap();
+    }
+
+    #[test]
+    fn unlock_and_success_clear() {
+        let t = LoginThrottle::new(ThrottleSettings::default());
+        for i in 0..5 {
+            t.record_failure("admin", ADMIN_ADDR, 1000 + i);
+        }
+        throttled(t.check("admin", ADMIN_ADDR, None, 2000));
+        // `modelwatch user unlock` at 1500: failures up to then no longer count.
+        t.check("admin", ADMIN_ADDR, Some(1500), 2000).unwrap();
+        t.record_failure("admin", ADMIN_ADDR, 2000);
+        t.check("admin", ADMIN_ADDR, Some(1500), 2001).unwrap();
+        // The unlock holds for every limit of the user, the address's spray count included.
+        for i in 0..30 {
+            t.record_failure(&format!("user{i}"), ADMIN_ADDR, 3000);
+        }
+        throttled(t.check("admin", ADMIN_ADDR, None, 4000));
+        t.check("admin", ADMIN_ADDR, Some(3000), 4000).unwrap();
+        throttled(t.check("user1", ADMIN_ADDR, None, 4000));
+
+        // A correct password forgives its pair's failures, not the address's.
+        let t = LoginThrottle::new(ThrottleSettings::default());
+        for i in 0..4 {
+            t.record_failure("bob", ADMIN_ADDR, 1000 + i);
+        }
+        t.record_success("bob", ADMIN_ADDR);
+        for i in 0..4 {
+            t.record_failure("bob", ADMIN_ADDR, 2000 + i);
+        }
+        t.check("bob", ADMIN_ADDR, None, 3000).unwrap();
     }
 
     #[test]

@@ -18,19 +18,13 @@ pub fn now_ms() -> i64 {
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub session_ttl_ms: i64,
-    pub throttle_window_ms: i64,
-    pub max_failures_per_user: usize,
-    pub max_failures_per_ip: usize,
+    /// Login throttling (see `auth::LoginThrottle`).
+    pub throttle: auth::ThrottleSettings,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        AuthSettings {
-            session_ttl_ms: 7 * 24 * 3_600_000,
-            throttle_window_ms: 15 * 60_000,
-            max_failures_per_user: 5,
-            max_failures_per_ip: 30,
-        }
+        AuthSettings { session_ttl_ms: 7 * 24 * 3_600_000, throttle: auth::ThrottleSettings::default() }
     }
 }
 
@@ -85,11 +79,7 @@ impl Engine {
                 store,
                 ingest,
                 signer: TokenSigner::new(secret),
-                throttle: LoginThrottle::new(
-                    settings.throttle_window_ms,
-                    settings.max_failures_per_user,
-                    settings.max_failures_per_ip,
-                ),
+                throttle: LoginThrottle::new(settings.throttle.clone()),
                 settings,
             }),
         })
@@ -144,25 +134,27 @@ impl Engine {
     // ----- sessions ----------------------------------------------------------------------------
 
     /// Checks a username and password. Unknown users, wrong passwords and disabled users all
-    /// get `BadCredentials`, after the same amount of hashing work.
+    /// get `BadCredentials`, after the same amount of work (a lookup and a hash).
     pub async fn login(&self, username: &str, password: &str, client_addr: &str) -> Result<LoginSession> {
         let now = now_ms();
-        let user_key = format!("user:{}", username.trim().to_lowercase());
-        let keys = [user_key.clone(), format!("ip:{client_addr}")];
-        self.inner.throttle.check(&keys, now)?;
-
+        let name = username.trim().to_lowercase();
+        // The user is read before the throttle is asked: failures before a break-glass unlock
+        // (`modelwatch user unlock`, written to the database by another process) do not count.
         let record = self.store().user_by_name(username.trim()).await?;
+        let unlocked_at = record.as_ref().and_then(|r| r.unlocked_at);
+        self.inner.throttle.check(&name, client_addr, unlocked_at, now)?;
+
         let hash = record.as_ref().map(|r| r.password_hash.clone()).unwrap_or_else(|| auth::dummy_hash().to_string());
         let password_ok = verify_blocking(password.to_string(), hash).await?;
         let user = match record {
             Some(r) if password_ok && !r.user.disabled => r.user,
             _ => {
-                self.inner.throttle.record_failure(&keys, now);
+                self.inner.throttle.record_failure(&name, client_addr, now);
                 tracing::warn!(username, client_addr, "failed login");
                 return Err(Error::BadCredentials);
             }
         };
-        self.inner.throttle.clear(&user_key);
+        self.inner.throttle.record_success(&name, client_addr);
 
         let session_id = auth::generate_session_id();
         let expires = now + self.inner.settings.session_ttl_ms;
@@ -357,6 +349,16 @@ impl Engine {
         };
         self.set_password(id, "password", &password).await?;
         Ok(generated.then_some(password))
+    }
+
+    /// Break-glass: failed logins of the user so far no longer count against them, from any
+    /// address. Recorded in the database so that a running server (another process) obeys it.
+    pub async fn unlock_user(&self, p: &Principal, username: &str) -> Result<User> {
+        p.authorize(Action::Administer)?;
+        let user = self.store().user_by_name(username.trim()).await?.ok_or(Error::NotFound("user"))?.user;
+        self.store().set_user_unlocked(user.id, now_ms()).await?;
+        tracing::info!(by = %p.username, username = %user.username, "user unlocked");
+        Ok(user)
     }
 
     /// Lets a user see a model (and, with `view_payloads`, its prompts and responses).

@@ -33,6 +33,11 @@ pub fn model_name<'a>(field: &str, s: &'a str) -> Result<&'a str> {
     if !s.chars().all(|c| c.is_ascii_alphanumeric() || "._-:/@+".contains(c)) {
         return Err(Error::invalid(field, "model name may contain letters, digits and . _ - : / @ + only"));
     }
+    // `.` and `..` are path segments to browsers and proxies: `/models/..` is `/`, so such a
+    // model's pages could never be opened. Names of dots only are refused as a whole.
+    if s.bytes().all(|b| b == b'.') {
+        return Err(Error::invalid(field, "model name must not consist of dots only"));
+    }
     Ok(s)
 }
 
@@ -44,4 +49,21 @@ pub fn text(field: &str, s: &str, max: usize) -> Result<()> {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names() {
+        for ok in ["gpt-4o", "meta-llama/Llama-3.1-8B", "a.b", ".hidden", "..x", "x..", "a/../b", "v1.0"] {
+            assert_eq!(model_name("name", ok).unwrap(), ok);
+        }
+        assert_eq!(model_name("name", "  gpt-4o ").unwrap(), "gpt-4o");
+        for bad in [".", "..", "...", " .. ", "", "a b", "a?b", "a#b", "a%2e"] {
+            let err = model_name("logs[0].model", bad).unwrap_err();
+            assert_eq!(err.field(), Some("logs[0].model"), "{bad:?}");
+        }
+    }
 }

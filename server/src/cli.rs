@@ -165,4 +165,7 @@ pub enum UserCommand {
     },
     /// List users with their role, state and grants.
     List,
+    /// Lift login throttling for a user: failed logins so far stop counting, from every address.
+    /// Works on a running server (it reads the unlock from the database at each login).
+    Unlock { name: String },
 }

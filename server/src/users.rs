@@ -1,4 +1,4 @@
-//! `modelwatch user add|passwd|list`: account administration from the machine's shell, acting
+//! `modelwatch user add|passwd|list|unlock`: account administration from the machine's shell, acting
 //! as the operator (full rights) through the same engine operations the admin pages use.
 
 use std::io::{BufRead, IsTerminal};
@@ -32,6 +32,10 @@ pub async fn run(config: &Config, cmd: UserCommand) -> Result<()> {
             if let Some(pw) = generated {
                 println!("password: {pw}");
             }
+        }
+        UserCommand::Unlock { name } => {
+            let user = engine.unlock_user(&op, &name).await.map_err(explain)?;
+            println!("{} unlocked: failed logins so far no longer count", user.username);
         }
         UserCommand::List => {
             println!("{:<24} {:<8} {:<9} models", "username", "role", "state");

@@ -67,27 +67,71 @@ both_backends!(same_error_for_unknown_user_and_wrong_password, |app: TestApp| as
     assert_eq!(client.get(app.url("/api/v1/me")).send().await.unwrap().status(), 200);
 });
 
-both_backends!(throttles_per_user_then_per_address, |app: TestApp| async move {
+fn throttled(r: &reqwest::Response) -> bool {
+    r.headers()["location"].to_str().unwrap().starts_with("/login?error=throttled")
+}
+
+// The tests reach the server from 127.0.0.1 only; other client addresses are played by calling
+// `engine.login` (what the handler calls with the `ConnectInfo` address) directly.
+both_backends!(throttles_per_user_and_address_then_per_address, |app: TestApp| async move {
     for _ in 0..5 {
         let r = app.post_login(&app.client(), "admin", "wrong-password").await;
         assert!(r.headers()["location"].to_str().unwrap().starts_with("/login?error=1"));
     }
-    // Locked now, even with the right password.
+    // Locked from this address now, even with the right password ...
     let r = app.post_login(&app.client(), "admin", ADMIN_PASSWORD).await;
-    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login?error=throttled"));
+    assert!(throttled(&r));
     let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry > 0 && retry <= 15 * 60);
+    // ... but not from another one.
+    app.engine.login("admin", ADMIN_PASSWORD, "198.51.100.7").await.expect("the admin's own address is not locked");
 
     // From the same address, many usernames: the per-address limit (30) trips too.
-    let mut throttled = false;
+    let mut throttled_at = None;
     for i in 0..30 {
-        let r = app.post_login(&app.client(), &format!("user{i}"), "wrong-password").await;
-        if r.headers()["location"].to_str().unwrap().contains("throttled") {
-            throttled = true;
+        if throttled(&app.post_login(&app.client(), &format!("user{i}"), "wrong-password").await) {
+            throttled_at = Some(i);
             break;
         }
     }
-    assert!(throttled, "per-address throttling did not trigger");
+    assert!(throttled_at.is_some(), "per-address throttling did not trigger");
+    app.engine.login("admin", ADMIN_PASSWORD, "198.51.100.7").await.expect("other addresses are not affected");
+});
+
+// Anyone could otherwise lock the admin out: failures from an attacker's address must not block
+// the right password from the admin's address, however many.
+both_backends!(failures_from_elsewhere_do_not_lock_the_user_out, |app: TestApp| async move {
+    for attacker in ["203.0.113.9", "203.0.113.10"] {
+        for _ in 0..8 {
+            let r = app.engine.login("admin", "wrong-password", attacker).await;
+            assert!(matches!(r, Err(engine::Error::BadCredentials | engine::Error::TooManyRequests { .. })), "{r:?}");
+        }
+        let r = app.engine.login("admin", ADMIN_PASSWORD, attacker).await;
+        assert!(matches!(r, Err(engine::Error::TooManyRequests { .. })), "the attacker's address is throttled: {r:?}");
+    }
+    let client = app.admin().await;
+    assert_eq!(client.get(app.url("/api/v1/me")).send().await.unwrap().status(), 200);
+});
+
+// Break-glass: an unlock (what `modelwatch user unlock` writes to the database) lifts the
+// throttle at once, and a successful login forgives its address's failures.
+both_backends!(unlock_and_success_clear_the_throttle, |app: TestApp| async move {
+    for _ in 0..5 {
+        app.post_login(&app.client(), "admin", "wrong-password").await;
+    }
+    assert!(throttled(&app.post_login(&app.client(), "admin", ADMIN_PASSWORD).await));
+    let user = app.engine.unlock_user(&engine::Principal::operator(), "Admin").await.unwrap();
+    assert_eq!(user.username, "admin");
+    app.admin().await;
+    // Success cleared the count for this address: four more failures do not lock.
+    for _ in 0..4 {
+        app.post_login(&app.client(), "admin", "wrong-password").await;
+    }
+    app.admin().await;
+    assert!(matches!(
+        app.engine.unlock_user(&engine::Principal::operator(), "nobody").await,
+        Err(engine::Error::NotFound(_))
+    ));
 });
 
 both_backends!(forged_and_expired_tokens_are_refused, |app: TestApp| async move {
@@ -186,4 +230,29 @@ both_backends!(admin_cannot_lock_themselves_out, |app: TestApp| async move {
     assert_eq!(resp.status(), 422);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["field"], "disabled");
+});
+
+// The login form's `next` is sent form-encoded, so the server sees `/\t/evil.example` for the raw
+// tab and `/%09/evil.example` for the percent-encoded one; browsers drop the tab and would land on
+// `//evil.example`. Neither may leave the site, on success or failure, nor through `/theme`.
+both_backends!(login_next_cannot_leave_the_site, |app: TestApp| async move {
+    // A local path with a query survives.
+    let form = [("username", "admin"), ("password", ADMIN_PASSWORD), ("next", "/models/m?range=24h")];
+    let ok = app.client().post(app.url("/auth/login")).form(&form).send().await.unwrap();
+    assert_eq!(ok.headers()["location"], "/models/m?range=24h");
+    for next in ["/\t/evil.example", "/%09/evil.example", "/%2F%2Fevil.example", "/%5Cevil.example", "\\/evil.example"] {
+        let form = [("username", "admin"), ("password", ADMIN_PASSWORD), ("next", next)];
+        let ok = app.client().post(app.url("/auth/login")).form(&form).send().await.unwrap();
+        assert_eq!(ok.status(), 303);
+        assert_eq!(ok.headers()["location"], "/", "next={next:?}");
+        session_cookie(&ok);
+
+        let form = [("username", "admin"), ("password", "wrong-password"), ("next", next)];
+        let failed = app.client().post(app.url("/auth/login")).form(&form).send().await.unwrap();
+        assert_eq!(failed.headers()["location"], "/login?error=1&next=%2F", "next={next:?}");
+
+        let theme = app.client().get(app.url("/theme")).query(&[("next", next)]).send().await.unwrap();
+        assert_eq!(theme.status(), 303);
+        assert_eq!(theme.headers()["location"], "/", "theme next={next:?}");
+    }
 });

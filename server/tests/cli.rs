@@ -145,6 +145,37 @@ fn user_commands() {
     assert!(out.contains("alice") && out.contains("editor") && out.contains("bob") && out.contains("viewer"), "{out}");
 }
 
+/// `user unlock` runs in its own process while the server runs: the unlock goes through the database.
+#[tokio::test]
+async fn user_unlock_lifts_login_throttling_of_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "admin-password-1";
+    let (mut child, addr, _) = serve(dir.path(), &[("MODELWATCH_ADMIN_PASSWORD", password)]);
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = |pw: &'static str| {
+        let client = client.clone();
+        let url = format!("http://{addr}/auth/login");
+        async move {
+            let r = client.post(url).form(&[("username", "admin"), ("password", pw)]).send().await.unwrap();
+            r.headers()["location"].to_str().unwrap().to_string()
+        }
+    };
+    for _ in 0..5 {
+        assert!(login("wrong-password").await.starts_with("/login?error=1"));
+    }
+    assert!(login("admin-password-1").await.starts_with("/login?error=throttled"));
+
+    let (ok, out, err) = run(dir.path(), &["user", "unlock", "admin"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("admin unlocked"), "{out}");
+    assert_eq!(login("admin-password-1").await, "/");
+
+    let (ok, _, err) = run(dir.path(), &["user", "unlock", "nobody"], "");
+    assert!(!ok);
+    assert!(err.contains("not found"), "{err}");
+    sigterm(&mut child);
+}
+
 #[test]
 fn invalid_configuration_fails_with_a_message_that_says_what_to_fix() {
     let dir = tempfile::tempdir().unwrap();

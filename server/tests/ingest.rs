@@ -419,3 +419,92 @@ both_backends!(concurrent_requests_share_commits, |app: common::TestApp| async m
     let k: Value = r.json().await.unwrap();
     assert_eq!(k["total"]["requests"].as_i64(), Some(10_000), "{}", k["total"]);
 });
+
+// `.` and `..` are path segments to browsers: `/models/..` is `/`, so a model of that name could
+// be stored but its dashboard never opened. Every way a model is named refuses them per record.
+both_backends!(dot_model_names_are_refused, |app: common::TestApp| async move {
+    let key = app.api_key(&[Scope::Ingest, Scope::Read], &[]).await;
+    let body = json!([{"model": "."}, {"model": "ok"}, {"model": ".."}, {"model": "..."}]).to_string().into_bytes();
+    let (s, b) = post_raw(&app, Some(&key), &[("content-type", "application/json")], body).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["accepted"], 1, "{b}");
+    let rejected = b["rejected"].as_array().unwrap();
+    let named: Vec<(i64, &str, &str)> =
+        rejected.iter().map(|r| (r["index"].as_i64().unwrap(), r["field"].as_str().unwrap(), r["code"].as_str().unwrap())).collect();
+    assert_eq!(named, vec![(0, "logs[0].model", "invalid_field"), (2, "logs[2].model", "invalid_field"), (3, "logs[3].model", "invalid_field")]);
+    assert!(rejected[0]["message"].as_str().unwrap().contains("dots"), "{b}");
+    // Only refused: none of them became a model.
+    let models: Vec<String> = app.engine.list_models(&Principal::operator()).await.unwrap().into_iter().map(|m| m.name).collect();
+    assert_eq!(models, vec!["ok".to_string()]);
+    // Alone in a request: the record's refusal is the answer.
+    let (s, b) = app.ingest(&key, &[json!({"model": ".."})]).await;
+    assert_eq!((s, b["error"]["field"].as_str()), (422, Some("logs[0].model")), "{b}");
+
+    // Custom metrics share the rule.
+    let resp = reqwest::Client::new()
+        .post(app.url("/api/v1/metrics"))
+        .bearer_auth(&key)
+        .json(&json!([{"model": "ok", "name": "accuracy", "value": 0.9}, {"model": ".", "name": "accuracy", "value": 0.8}]))
+        .send()
+        .await
+        .unwrap();
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!((b["accepted"].as_i64(), b["rejected"][0]["field"].as_str()), (Some(1), Some("metrics[1].model")), "{b}");
+
+    // So do OTLP spans (here in the OTLP JSON mapping) and the admin's "create model".
+    let end = engine::now_ms() as u64 * 1_000_000 - 1_000_000_000;
+    let span = |model: &str| {
+        json!({"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "chat",
+               "startTimeUnixNano": (end - 5_000_000).to_string(), "endTimeUnixNano": end.to_string(),
+               "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": model}}]})
+    };
+    let otlp = json!({"resourceSpans": [{"scopeSpans": [{"spans": [span(".."), span("ok")]}]}]});
+    let resp = reqwest::Client::new().post(app.url("/v1/traces")).bearer_auth(&key).json(&otlp).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["partialSuccess"]["rejectedSpans"].to_string().trim_matches('"'), "1", "{b}");
+    assert!(b["partialSuccess"]["errorMessage"].as_str().unwrap().contains("dots"), "{b}");
+    let err = app.engine.create_model(&Principal::operator(), engine::ModelInput { name: "..".into(), ..Default::default() }).await;
+    assert_eq!(err.unwrap_err().field(), Some("name"));
+});
+
+// JSON has no NaN or Infinity, and 1e999 is beyond f64: serde_json refuses all three as syntax,
+// yet the answer names the field that holds them, in NDJSON, single objects and JSON arrays alike.
+both_backends!(non_finite_numbers_name_the_field, |app: common::TestApp| async move {
+    let key = app.api_key(&[Scope::Ingest], &[]).await;
+    let ndjson = [("content-type", "application/x-ndjson")];
+    let json_type = [("content-type", "application/json")];
+    for value in ["1e999", "-1e999", "NaN", "Infinity", "-Infinity"] {
+        let body = format!("{{\"model\":\"m\",\"latency_ms\":{value}}}");
+        for headers in [&ndjson[..], &json_type[..]] {
+            let (s, b) = post_raw(&app, Some(&key), headers, body.clone().into_bytes()).await;
+            assert_eq!(s, 422, "{body} {headers:?}: {b}");
+            assert_eq!(b["error"]["field"], "logs[0].latency_ms", "{body}: {b}");
+            assert_eq!(b["error"]["message"], "must be a finite number", "{body}: {b}");
+        }
+    }
+    // Among others: only that record is refused.
+    let body = "{\"model\":\"m\"}\n{\"model\":\"m\",\"metadata\":{\"score\":NaN}}\n{\"model\":\"m\",\"ttft_ms\":1e999}\n";
+    let (s, b) = post_raw(&app, Some(&key), &ndjson, body.as_bytes().to_vec()).await;
+    assert_eq!((s, b["accepted"].as_i64()), (200, Some(1)), "{b}");
+    assert_eq!(b["rejected"][0]["field"], "logs[1].metadata.score", "{b}");
+    assert_eq!(b["rejected"][1]["field"], "logs[2].ttft_ms", "{b}");
+    let body = "[{\"model\":\"m\"}, {\"model\":\"m\",\"cost_usd\":Infinity}]";
+    let (s, b) = post_raw(&app, Some(&key), &json_type, body.as_bytes().to_vec()).await;
+    assert_eq!((s, b["accepted"].as_i64()), (200, Some(1)), "{b}");
+    assert_eq!(b["rejected"][0]["field"], "logs[1].cost_usd", "{b}");
+    assert_eq!(b["rejected"][0]["message"], "must be a finite number", "{b}");
+    // Custom metrics too.
+    let body = "[{\"model\":\"m\",\"name\":\"accuracy\",\"value\":NaN}]";
+    let resp = reqwest::Client::new()
+        .post(app.url("/api/v1/metrics"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["error"]["field"], "metrics[0].value", "{b}");
+});

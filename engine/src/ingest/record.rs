@@ -244,10 +244,15 @@ pub fn split_records<'a>(body: &'a str, format: BodyFormat, what: &str, limits: 
             if trimmed.starts_with('{') {
                 vec![body.trim()]
             } else {
-                let raw: Vec<&RawValue> = serde_json::from_str(body).map_err(|e| {
-                    Error::malformed(what, format!("body is not a JSON array of objects: {e}"))
-                })?;
-                raw.into_iter().map(RawValue::get).collect()
+                match serde_json::from_str::<Vec<&RawValue>>(body) {
+                    Ok(raw) => raw.into_iter().map(RawValue::get).collect(),
+                    // A NaN or Infinity token fails the whole array; split it by hand so that only
+                    // its record is refused, and by name (`parse_log` finds the field).
+                    Err(e) => match non_finite_at(body, &e).and_then(|_| split_array(body)) {
+                        Some(records) => records,
+                        None => return Err(Error::malformed(what, format!("body is not a JSON array of objects: {e}"))),
+                    },
+                }
             }
         }
     };
@@ -268,7 +273,7 @@ pub fn parse_log(raw: &str, prefix: &str, now_ms: i64, limits: &Limits) -> Resul
     let mut de = serde_json::Deserializer::from_str(raw);
     let seed = LogSeed { limits, now_ms };
     let parsed = seed.deserialize(&mut de).and_then(|r| de.end().map(|_| r));
-    let mut rec = parsed.map_err(|e| field_error(prefix, e))?;
+    let mut rec = parsed.map_err(|e| field_error(prefix, raw, e))?;
     rec.finish(prefix, now_ms)?;
     Ok(rec)
 }
@@ -278,7 +283,7 @@ pub fn parse_metric(raw: &str, prefix: &str, now_ms: i64, limits: &Limits) -> Re
     let mut de = serde_json::Deserializer::from_str(raw);
     let seed = MetricSeed { limits, now_ms };
     let parsed = seed.deserialize(&mut de).and_then(|r| de.end().map(|_| r));
-    let p = parsed.map_err(|e| field_error(prefix, e))?;
+    let p = parsed.map_err(|e| field_error(prefix, raw, e))?;
     if p.model.is_empty() {
         return Err(Error::invalid(format!("{prefix}.model"), "model is required"));
     }
@@ -292,13 +297,17 @@ pub fn parse_metric(raw: &str, prefix: &str, now_ms: i64, limits: &Limits) -> Re
 // (syntax, wrong top-level type) do not, and are reported against the record itself.
 const SEP: char = '\u{0}';
 
-fn field_error(prefix: &str, e: serde_json::Error) -> Error {
+fn field_error(prefix: &str, raw: &str, e: serde_json::Error) -> Error {
     let text = e.to_string();
     if let Some((field, rest)) = text.split_once(SEP) {
         // serde_json appends " at line L column C" to custom errors; keep the message clean.
         let msg = rest.rsplit_once(" at line ").map(|(m, _)| m).unwrap_or(rest);
         let path = if field.is_empty() { prefix.to_string() } else { format!("{prefix}.{field}") };
         return Error::invalid(path, msg.to_string());
+    }
+    // (A bare `NaN` as the record has no field to name: the record is malformed.)
+    if let Some(field) = non_finite_at(raw, &e).filter(|f| !f.is_empty()) {
+        return Error::invalid(format!("{prefix}.{field}"), "must be a finite number");
     }
     if e.is_syntax() || e.is_eof() {
         Error::malformed(prefix, format!("invalid JSON: {text}"))
@@ -309,6 +318,160 @@ fn field_error(prefix: &str, e: serde_json::Error) -> Error {
 
 fn fail<E: de::Error>(field: &str, msg: impl fmt::Display) -> E {
     E::custom(format!("{field}{SEP}{msg}"))
+}
+
+// ----- non-finite numbers (error path only) -------------------------------------------------------
+
+/// The path (`latency_ms`, `metadata.score`) of the value that `e` failed on, when that value is a
+/// number JSON cannot carry: `NaN`, `Infinity`, `-Infinity` (as Python's `json` writes them) or one
+/// beyond f64 (`1e999`). serde_json refuses these in its tokenizer, before any visitor sees a field,
+/// so its error names no field. Called only after parsing failed: the happy path pays nothing.
+fn non_finite_at(raw: &str, e: &serde_json::Error) -> Option<String> {
+    if e.line() == 0 {
+        return None;
+    }
+    // serde_json counts lines from 1 and columns in bytes from the line's start; `at` falls inside
+    // the offending token or just after it (it may stop there or at the token's first byte).
+    let line_start = if e.line() == 1 { 0 } else { raw.match_indices('\n').nth(e.line() - 2)?.0 + 1 };
+    let mut walk = Lenient { s: raw, i: 0, at: line_start + e.column(), found: None };
+    walk.value("", 0);
+    walk.found
+}
+
+/// The elements of a JSON array as text, when its structure is sound apart from number tokens.
+fn split_array(body: &str) -> Option<Vec<&str>> {
+    let mut walk = Lenient { s: body, i: 0, at: usize::MAX, found: None };
+    walk.ws();
+    walk.eat(b'[')?;
+    let mut out = Vec::new();
+    walk.ws();
+    if walk.eat(b']').is_none() {
+        loop {
+            walk.ws();
+            let start = walk.i;
+            if !walk.value("", 0) {
+                return None;
+            }
+            out.push(&body[start..walk.i]);
+            walk.ws();
+            if walk.eat(b']').is_some() {
+                break;
+            }
+            walk.eat(b',')?;
+        }
+    }
+    walk.ws();
+    (walk.i == body.len()).then_some(out)
+}
+
+/// A JSON walker that takes any bare token (`NaN`, `1e999`, `true`) as a value: strict about
+/// structure (quotes, brackets, commas, colons), blind to what serde_json already checks.
+struct Lenient<'a> {
+    s: &'a str,
+    i: usize,
+    /// The byte where the parser failed; a non-finite token around it is recorded in `found`.
+    at: usize,
+    found: Option<String>,
+}
+
+impl<'a> Lenient<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> Option<()> {
+        (self.peek() == Some(b)).then(|| self.i += 1)
+    }
+
+    /// A string at the cursor (on its opening quote); its text as written, escapes included.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        loop {
+            match self.peek()? {
+                b'\\' => self.i += 2,
+                b'"' => break,
+                _ => self.i += 1,
+            }
+        }
+        self.i += 1;
+        self.s.get(start..self.i - 1)
+    }
+
+    /// Walks one value named `path`. False when the text is not walkable or the offending token
+    /// was found (either way there is nothing more to learn).
+    fn value(&mut self, path: &str, depth: usize) -> bool {
+        // serde_json stops at 128 levels; records never need more than a few.
+        if depth > 16 {
+            return false;
+        }
+        self.ws();
+        match self.peek() {
+            None => false,
+            Some(b'{') => {
+                self.i += 1;
+                self.ws();
+                if self.eat(b'}').is_some() {
+                    return true;
+                }
+                loop {
+                    self.ws();
+                    let Some(key) = self.string() else { return false };
+                    let child = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+                    self.ws();
+                    if self.eat(b':').is_none() || !self.value(&child, depth + 1) {
+                        return false;
+                    }
+                    self.ws();
+                    if self.eat(b'}').is_some() {
+                        return true;
+                    }
+                    if self.eat(b',').is_none() {
+                        return false;
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                self.ws();
+                if self.eat(b']').is_some() {
+                    return true;
+                }
+                loop {
+                    if !self.value(path, depth + 1) {
+                        return false;
+                    }
+                    self.ws();
+                    if self.eat(b']').is_some() {
+                        return true;
+                    }
+                    if self.eat(b',').is_none() {
+                        return false;
+                    }
+                }
+            }
+            Some(b'"') => self.string().is_some(),
+            Some(_) => {
+                let start = self.i;
+                while self.peek().is_some_and(|b| !b.is_ascii_whitespace() && !b",:{}[]\"".contains(&b)) {
+                    self.i += 1;
+                }
+                // Rust's float syntax is a superset of JSON's and knows NaN, inf and Infinity.
+                let token = &self.s[start..self.i];
+                if (start..=self.i).contains(&self.at) && token.parse::<f64>().is_ok_and(|v| !v.is_finite()) {
+                    self.found = Some(path.to_string());
+                    return false;
+                }
+                self.i > start
+            }
+        }
+    }
 }
 
 // ----- typed value readers ----------------------------------------------------------------------
@@ -813,6 +976,54 @@ mod tests {
         let e = parse(r#"{"model":"m""#).unwrap_err();
         assert_eq!(e.code(), "malformed_body");
         assert_eq!(e.field(), Some("logs[0]"));
+    }
+
+    #[test]
+    fn non_finite_numbers_name_the_field() {
+        for (raw, field) in [
+            (r#"{"model":"m","latency_ms":1e999}"#, "logs[0].latency_ms"),
+            (r#"{"model":"m","latency_ms":NaN}"#, "logs[0].latency_ms"),
+            (r#"{"model":"m","ttft_ms":Infinity}"#, "logs[0].ttft_ms"),
+            (r#"{ "model" : "m" , "cost_usd" : -Infinity }"#, "logs[0].cost_usd"),
+            (r#"{"model":"m","input_tokens":-1e400}"#, "logs[0].input_tokens"),
+            (r#"{"model":"m","latency_ms":1e99999999999999999999}"#, "logs[0].latency_ms"),
+            (r#"{"latency_ms":NaN,"model":"m"}"#, "logs[0].latency_ms"),
+            ("{\"model\":\"m\",\n  \"ttft_ms\": 1,\n  \"latency_ms\":\n  1e999\n}", "logs[0].latency_ms"),
+            (r#"{"model":"m","metadata":{"score":NaN}}"#, "logs[0].metadata.score"),
+            (r#"{"model":"m","tenant_score":Infinity}"#, "logs[0].tenant_score"),
+            (r#"{"model":"m","message":"NaN, \"Infinity\": 1e999","latency_ms":1e999}"#, "logs[0].latency_ms"),
+            (r#"{"model":"m","latency_ms":1e999,}"#, "logs[0].latency_ms"),
+        ] {
+            let e = parse(raw).unwrap_err();
+            assert_eq!((e.field(), e.code()), (Some(field), "invalid_field"), "{raw}");
+            assert_eq!(e.public_message(), "must be a finite number", "{raw}");
+        }
+        let e = parse_metric(r#"{"model":"m","name":"a","value":NaN}"#, "metrics[0]", NOW, &Limits::default()).unwrap_err();
+        assert_eq!(e.field(), Some("metrics[0].value"));
+        let e = parse_metric(r#"{"model":"m","name":"a","value":1,"labels":{"x":1e999}}"#, "metrics[0]", NOW, &Limits::default());
+        assert_eq!(e.unwrap_err().field(), Some("metrics[0].labels.x"));
+        // Other syntax errors stay errors of the record, finite numbers included.
+        for raw in [
+            r#"{"model":"m","latency_ms":NaNa}"#,
+            r#"{"model":"m","latency_ms":}"#,
+            r#"{"model":"m","latency_ms":1e5"#,
+            r#"{"model":"m","latency_ms":1e5 "x":1e999}"#,
+            r#"{"model":"m","latency_ms":01}"#,
+            r#"{"model":"m","x":"NaN}"#,
+            "NaN",
+        ] {
+            let e = parse(raw).unwrap_err();
+            assert_eq!((e.field(), e.code()), (Some("logs[0]"), "malformed_body"), "{raw}");
+        }
+        // A JSON array with a NaN token: only that record is refused, the others are split off.
+        let l = Limits::default();
+        let body = "[{\"model\":\"m\"}, {\"model\":\"m\",\"latency_ms\":NaN} ,{\"model\":\"m\",\"x\":[1,{\"y\":\"]\"}]}]";
+        let records = split_records(body, BodyFormat::Json, "logs", &l).unwrap();
+        assert_eq!(records, vec![r#"{"model":"m"}"#, r#"{"model":"m","latency_ms":NaN}"#, r#"{"model":"m","x":[1,{"y":"]"}]}"#]);
+        assert_eq!(parse(records[1]).unwrap_err().field(), Some("logs[0].latency_ms"));
+        for bad in ["[{\"a\":NaN} {\"b\":1}]", "[{\"a\":NaN},]", "[{\"a\":NaN}] x", "[{\"a\":NaN}", "[{\"a\":1}, x]"] {
+            assert_eq!(split_records(bad, BodyFormat::Json, "logs", &l).unwrap_err().field(), Some("logs"), "{bad}");
+        }
     }
 
     #[test]

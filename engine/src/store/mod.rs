@@ -27,6 +27,8 @@ pub use sqlite::SqliteStore;
 pub struct UserRecord {
     pub user: User,
     pub password_hash: String,
+    /// When `modelwatch user unlock` last ran for the user: failed logins before it do not count.
+    pub unlocked_at: Option<i64>,
 }
 
 /// What a valid session resolves to.
@@ -69,6 +71,7 @@ pub trait Store: Send + Sync + 'static {
     async fn set_user_role(&self, id: i64, role: Role) -> Result<()>;
     async fn set_user_disabled(&self, id: i64, disabled: bool) -> Result<()>;
     async fn set_password_hash(&self, id: i64, hash: &str, now_ms: i64) -> Result<()>;
+    async fn set_user_unlocked(&self, id: i64, now_ms: i64) -> Result<()>;
 
     async fn create_session(&self, id: &str, user_id: i64, now_ms: i64, expires_ms: i64) -> Result<()>;
     /// The owner of a session that is neither revoked nor expired, and whose user is enabled.
@@ -651,6 +654,9 @@ pub(crate) struct UserRow {
     pub role: String,
     pub disabled: bool,
     pub created_at: i64,
+    /// Selected by the login lookup only.
+    #[sqlx(default)]
+    pub unlocked_at: Option<i64>,
 }
 
 impl UserRow {
@@ -668,6 +674,7 @@ impl UserRow {
                 created_at: self.created_at,
             },
             password_hash: self.password_hash,
+            unlocked_at: self.unlocked_at,
         })
     }
 }
@@ -931,7 +938,7 @@ macro_rules! impl_common_store {
 
             async fn user_by_name(&self, username: &str) -> $crate::error::Result<Option<$crate::store::UserRecord>> {
                 sqlx::query_as::<_, $crate::store::UserRow>(
-                    "SELECT id, username, password_hash, role, disabled, created_at FROM users \
+                    "SELECT id, username, password_hash, role, disabled, created_at, unlocked_at FROM users \
                      WHERE lower(username) = lower($1)",
                 )
                 .bind(username)
@@ -988,6 +995,11 @@ macro_rules! impl_common_store {
                     .bind(id)
                     .execute(&self.pool)
                     .await?;
+                Ok(())
+            }
+
+            async fn set_user_unlocked(&self, id: i64, now_ms: i64) -> $crate::error::Result<()> {
+                sqlx::query("UPDATE users SET unlocked_at = $1 WHERE id = $2").bind(now_ms).bind(id).execute(&self.pool).await?;
                 Ok(())
             }
 

@@ -79,13 +79,20 @@ fn see_other(location: &str) -> Response {
 }
 
 /// Only same-site paths: never an absolute or protocol-relative URL (no open redirect).
+/// Browsers drop tabs and newlines anywhere in a URL and read `\` as `/`, so `/\t/evil.example`
+/// and `/\evil.example` would both be `//evil.example`: a target must be a plain local path
+/// both as sent and once percent-decoded (a page or proxy that decodes it must not find a host
+/// either). Anything else goes to `/`.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.contains(['\r', '\n']) => {
-            n.to_string()
-        }
+        Some(n) if is_local_path(n) && urlencoding::decode(n).is_ok_and(|d| is_local_path(&d)) => n.to_string(),
         _ => "/".to_string(),
     }
+}
+
+/// Exactly one leading `/`, no control characters and no backslash anywhere.
+fn is_local_path(p: &str) -> bool {
+    p.starts_with('/') && !p.starts_with("//") && !p.chars().any(|c| c == '\\' || c < ' ' || c == '\x7f')
 }
 
 fn urlencode(s: &str) -> String {
@@ -99,9 +106,36 @@ mod tests {
     #[test]
     fn next_is_always_local() {
         assert_eq!(safe_next(Some("/models/a")), "/models/a");
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/ok/path?x=1")), "/ok/path?x=1");
+        assert_eq!(safe_next(Some("/models/a%20b?range=24h&x=%2Fy")), "/models/a%20b?range=24h&x=%2Fy");
+        assert_eq!(safe_next(Some("/")), "/");
         assert_eq!(safe_next(None), "/");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "evil.example",
+            "",
+            "/\\evil.example",
+            "\\/evil",
+            "\\\\evil.example",
+            "/ok\\path",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/\n/evil.example",
+            "/%0a/evil.example",
+            "/%0D%0A/evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "/\x7f/evil.example",
+            "/%7f/evil.example",
+            "/%00/evil.example",
+            "/%2F%2Fevil.example",
+            "/%2f/evil.example",
+            "%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/%5cevil.example",
+            "/%ff%fe",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
     }
 }
