@@ -11,6 +11,8 @@
 //!   that fired or resolved (PagerDuty: one event per model, with a dedup key).
 //! - **Delivery** is the server's (`server::alerting`): it takes due outbox rows, sends them, and
 //!   records attempts, errors and delivery here.
+//! - **Channel URLs** must pass the engine's `TargetPolicy` (`crate::outbound`) when saved: no
+//!   literal internal address or `localhost` unless the configuration allows it.
 
 use std::collections::HashMap;
 
@@ -18,6 +20,7 @@ use crate::engine::{Engine, now_ms};
 use crate::error::{Error, Result};
 use crate::kpi::KpiTotals;
 use crate::ingest::rollup::Resolution;
+use crate::outbound::TargetPolicy;
 use crate::rbac::{Action, Principal};
 use crate::store::alerts::{DueNotification, StateRow};
 use crate::types::{
@@ -228,7 +231,7 @@ fn validate_rule(r: &mut AlertRule) -> Result<()> {
     Ok(())
 }
 
-fn validate_channel(c: &mut AlertChannel) -> Result<()> {
+fn validate_channel(c: &mut AlertChannel, targets: &TargetPolicy) -> Result<()> {
     c.name = c.name.trim().to_string();
     if c.name.is_empty() || c.name.len() > 100 {
         return Err(Error::invalid("name", "give the channel a name (up to 100 characters)"));
@@ -240,6 +243,7 @@ fn validate_channel(c: &mut AlertChannel) -> Result<()> {
             if !http(&c.url) {
                 return Err(Error::invalid("url", "the URL must start with http:// or https://"));
             }
+            validate::outbound_url("url", &c.url, targets, "give the full http:// or https:// URL")?;
             if c.kind == "webhook" {
                 if c.secret.trim().is_empty() {
                     c.secret = generate_webhook_secret();
@@ -262,6 +266,7 @@ fn validate_channel(c: &mut AlertChannel) -> Result<()> {
             } else if !http(&c.url) {
                 return Err(Error::invalid("url", "the Events API URL must start with http:// or https://"));
             }
+            validate::outbound_url("url", &c.url, targets, "give the full http:// or https:// URL of the Events API")?;
         }
         "email" => {
             c.to = c.to.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
@@ -699,7 +704,7 @@ impl Engine {
     /// Creates a channel; returns it with its secret (shown once, e.g. a generated webhook secret).
     pub async fn create_channel(&self, p: &Principal, mut c: AlertChannel) -> Result<AlertChannel> {
         p.authorize(Action::Administer)?;
-        validate_channel(&mut c)?;
+        validate_channel(&mut c, self.target_policy())?;
         c.id = self.store().alerts().create_channel(&c, now_ms()).await?;
         tracing::info!(target: "audit", actor = %p.username, channel = c.id, kind = %c.kind, "alert channel created");
         Ok(c)
@@ -1185,6 +1190,33 @@ mod tests {
             acked_by: None,
             acked_at: None,
         }
+    }
+
+    #[test]
+    fn channel_urls_to_internal_addresses_are_refused_unless_allowed() {
+        let channel = |kind: &str, url: &str| AlertChannel {
+            id: 0,
+            name: "c".into(),
+            kind: kind.into(),
+            url: url.into(),
+            secret: if kind == "pagerduty" { "KEY".into() } else { String::new() },
+            to: vec![],
+            created_at: 0,
+        };
+        let strict = TargetPolicy::default();
+        let all = TargetPolicy::allow_all();
+        for kind in ["webhook", "slack", "pagerduty"] {
+            for url in ["http://127.0.0.1/", "http://[::1]/", "http://localhost/", "http://0.0.0.0/", "http://2130706433/", "http://10.0.0.1/", "http://169.254.169.254/"] {
+                let e = validate_channel(&mut channel(kind, url), &strict).unwrap_err();
+                assert_eq!(e.field(), Some("url"), "{kind} {url}");
+            }
+            assert!(validate_channel(&mut channel(kind, "http://127.0.0.1:9/hook"), &all).is_ok(), "{kind}");
+            let e = validate_channel(&mut channel(kind, "http://169.254.169.254/"), &all).unwrap_err();
+            assert_eq!(e.field(), Some("url"), "{kind}: metadata stays refused");
+            assert!(validate_channel(&mut channel(kind, "https://hooks.example.com/x"), &strict).is_ok(), "{kind}");
+        }
+        // PagerDuty's default URL is public.
+        assert!(validate_channel(&mut channel("pagerduty", ""), &strict).is_ok());
     }
 
     #[test]

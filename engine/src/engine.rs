@@ -47,6 +47,8 @@ pub struct ModelInput {
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
+    /// Which addresses admin-configured URLs may reach (public only unless configured).
+    targets: Arc<crate::outbound::TargetPolicy>,
 }
 
 struct Inner {
@@ -82,7 +84,20 @@ impl Engine {
                 throttle: LoginThrottle::new(settings.throttle.clone()),
                 settings,
             }),
+            targets: Arc::default(),
         })
+    }
+
+    /// The engine with `policy` for the URLs of alert channels and scrape targets (checked when
+    /// saved, and by the server when it connects). Set it before sharing the engine: clones
+    /// made earlier keep the policy they had.
+    pub fn with_target_policy(mut self, policy: crate::outbound::TargetPolicy) -> Engine {
+        self.targets = Arc::new(policy);
+        self
+    }
+
+    pub fn target_policy(&self) -> &Arc<crate::outbound::TargetPolicy> {
+        &self.targets
     }
 
     pub fn backend(&self) -> &'static str {

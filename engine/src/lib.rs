@@ -29,6 +29,8 @@ mod keys;
 #[cfg(feature = "server")]
 pub mod reads;
 #[cfg(feature = "server")]
+pub mod outbound;
+#[cfg(feature = "server")]
 pub mod rbac;
 #[cfg(feature = "server")]
 pub mod scrape;

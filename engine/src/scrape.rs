@@ -11,6 +11,9 @@
 //!   made since the previous scrape; summaries as `<name>.p<q>`.
 //!
 //! Labels of the series (other than `le` / `quantile`) are kept as the points' labels.
+//!
+//! Target URLs must pass the engine's `TargetPolicy` (`crate::outbound`) when saved, and a
+//! failed scrape's recorded error describes the answer (status, content type), never its text.
 
 use openmetrics_parser::PrometheusValue;
 use openmetrics_parser::prometheus::parse_prometheus;
@@ -20,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::ingest::KeyPrincipal;
 use crate::ingest::cumulative::{DeltaTracker, HistogramDelta};
 use crate::ingest::record::MetricPoint;
+use crate::outbound::TargetPolicy;
 use crate::rbac::{Action, Principal};
 use crate::types::{Scope, ScrapeTarget, scrape_preset, series_matches};
 use crate::validate;
@@ -28,10 +32,31 @@ use crate::validate;
 pub const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
 const MAX_PATTERNS: usize = 200;
 
+/// What a scrape fetched: the answer's status and content type, and the page.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub status: u16,
+    /// The `content-type` header, empty without one.
+    pub content_type: String,
+    pub text: String,
+}
+
+impl Page {
+    /// Status and content type, for errors about the page: never its text, which may be
+    /// anything the URL serves (so errors cannot be used to read internal pages).
+    pub fn describe(&self) -> String {
+        let ct: String = self.content_type.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(100).collect();
+        let ct = if ct.is_empty() { "no content type".to_string() } else { format!("content type {ct}") };
+        format!("HTTP {}, {ct}", self.status)
+    }
+}
+
 /// The points a scraped page gives for a target. `now` stamps them (the page's own timestamps
 /// are ignored: model servers rarely send them, and the scrape time is what a chart needs).
 pub fn points_from_page(page: &str, target: &ScrapeTarget, tracker: &DeltaTracker, now: i64) -> Result<Vec<MetricPoint>> {
-    let exposition = parse_prometheus(page).map_err(|e| Error::malformed("page", format!("not a Prometheus text page: {e}")))?;
+    // The parser's error quotes the page, and the page may be anything the URL serves (an
+    // internal service's HTML): the error shown to admins says what the page is, never what it says.
+    let exposition = parse_prometheus(page).map_err(|_| Error::malformed("page", "the page is not Prometheus text exposition"))?;
     let patterns = target.patterns();
     let keep = |name: &str| patterns.iter().any(|p| series_matches(p, name));
     let mut families: Vec<_> = exposition.families.iter().filter(|(name, _)| keep(name)).collect();
@@ -105,13 +130,15 @@ pub fn points_from_page(page: &str, target: &ScrapeTarget, tracker: &DeltaTracke
     Ok(out)
 }
 
-fn validate_target(t: &mut ScrapeTarget) -> Result<()> {
+fn validate_target(t: &mut ScrapeTarget, targets: &TargetPolicy) -> Result<()> {
     t.url = t.url.trim().to_string();
     let lower = t.url.to_ascii_lowercase();
     let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
+    let bad = "give the endpoint's full http:// or https:// URL, e.g. http://vllm:8000/metrics";
     if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) || t.url.len() > 2048 || t.url.chars().any(char::is_whitespace) {
-        return Err(Error::invalid("url", "give the endpoint's full http:// or https:// URL, e.g. http://vllm:8000/metrics"));
+        return Err(Error::invalid("url", bad));
     }
+    validate::outbound_url("url", &t.url, targets, bad)?;
     if !(1..=3600).contains(&t.interval_secs) {
         return Err(Error::invalid("interval_secs", "the interval must be 1 to 3600 seconds"));
     }
@@ -147,7 +174,7 @@ impl Engine {
     /// Creates (id 0) or changes a target. The model is registered if it is new.
     pub async fn save_scrape_target(&self, p: &Principal, mut t: ScrapeTarget) -> Result<ScrapeTarget> {
         p.authorize(Action::Administer)?;
-        validate_target(&mut t)?;
+        validate_target(&mut t, self.target_policy())?;
         let model_id = match self.store().model_by_name(&t.model).await? {
             Some(m) => m.id,
             None => {
@@ -186,10 +213,10 @@ impl Engine {
 
     /// Stores what a scrape of `target` fetched (or why it failed) and records its health.
     /// Returns the number of points stored.
-    pub async fn ingest_scrape(&self, target: &ScrapeTarget, fetched: std::result::Result<String, String>, started_ms: i64) -> Result<i64> {
+    pub async fn ingest_scrape(&self, target: &ScrapeTarget, fetched: std::result::Result<Page, String>, started_ms: i64) -> Result<i64> {
         let now = now_ms();
         let result = match fetched {
-            Ok(page) => match points_from_page(&page, target, self.ingest().deltas(), now) {
+            Ok(page) => match points_from_page(&page.text, target, self.ingest().deltas(), now) {
                 Ok(points) if points.is_empty() => Ok(0),
                 Ok(points) => {
                     let items = points.into_iter().enumerate().map(|(i, p)| (i, format!("points[{i}]"), Ok(p))).collect();
@@ -199,7 +226,7 @@ impl Engine {
                         Err(e) => Err(e.public_message()),
                     }
                 }
-                Err(e) => Err(e.public_message()),
+                Err(e) => Err(format!("{} ({})", e.public_message(), page.describe())),
             },
             Err(e) => Err(e),
         };
@@ -289,7 +316,7 @@ process_cpu_seconds_total 12.5
 
     #[test]
     fn validation_names_the_field() {
-        let field = |mut t: ScrapeTarget| validate_target(&mut t).unwrap_err().field().unwrap().to_string();
+        let field = |mut t: ScrapeTarget| validate_target(&mut t, &TargetPolicy::default()).unwrap_err().field().unwrap().to_string();
         assert_eq!(field(ScrapeTarget { url: "ftp://x".into(), ..target("vllm", &[]) }), "url");
         assert_eq!(field(ScrapeTarget { url: "http:///metrics".into(), ..target("vllm", &[]) }), "url");
         assert_eq!(field(ScrapeTarget { interval_secs: 0, ..target("vllm", &[]) }), "interval_secs");
@@ -297,6 +324,34 @@ process_cpu_seconds_total 12.5
         assert_eq!(field(target("custom", &[])), "keep");
         assert_eq!(field(target("custom", &["bad name"])), "keep");
         assert_eq!(field(ScrapeTarget { model: "has space".into(), ..target("vllm", &[]) }), "model");
-        assert!(validate_target(&mut target("tgi", &[])).is_ok());
+        assert!(validate_target(&mut target("tgi", &[]), &TargetPolicy::default()).is_ok());
+    }
+
+    #[test]
+    fn internal_targets_are_refused_unless_allowed() {
+        let check = |url: &str, policy: &TargetPolicy| validate_target(&mut ScrapeTarget { url: url.into(), ..target("vllm", &[]) }, policy);
+        let strict = TargetPolicy::default();
+        for url in ["http://127.0.0.1:8000/metrics", "http://2130706433/metrics", "http://[::1]/metrics", "http://localhost/metrics", "http://10.0.0.1/metrics"] {
+            let e = check(url, &strict).unwrap_err();
+            assert_eq!(e.field(), Some("url"), "{url}");
+            assert!(e.to_string().contains("--allow-private-targets"), "{url}: {e}");
+        }
+        let all = TargetPolicy::allow_all();
+        assert!(check("http://127.0.0.1:8000/metrics", &all).is_ok());
+        assert!(check("http://localhost:8000/metrics", &all).is_ok());
+        let e = check("http://169.254.169.254/latest/meta-data/", &all).unwrap_err();
+        assert_eq!(e.field(), Some("url"));
+        assert!(e.to_string().contains("never"), "{e}");
+    }
+
+    #[test]
+    fn a_page_that_is_not_prometheus_text_is_described_not_quoted() {
+        let tracker = DeltaTracker::new(0);
+        let html = "<html><title>Internal admin</title><body>SECRET-TOKEN=abc123</body></html>\n";
+        let e = points_from_page(html, &target("vllm", &[]), &tracker, 1000).unwrap_err().to_string();
+        assert!(!e.contains("SECRET") && !e.contains("html") && !e.contains("Internal"), "{e}");
+        let page = Page { status: 200, content_type: "text/html; charset=utf-8".into(), text: html.into() };
+        assert_eq!(page.describe(), "HTTP 200, content type text/html; charset=utf-8");
+        assert_eq!(Page { content_type: String::new(), ..page }.describe(), "HTTP 200, no content type");
     }
 }

@@ -51,6 +51,17 @@ pub fn text(field: &str, s: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// An http(s) URL that Modelwatch is to call on an admin's behalf (alert channel, scrape
+/// target): it must parse, and its host must not be an address the target policy refuses.
+/// `bad` is the message for a URL that is not http(s) at all.
+pub fn outbound_url(field: &str, url: &str, policy: &crate::outbound::TargetPolicy, bad: &str) -> Result<()> {
+    let parsed = url::Url::parse(url).map_err(|_| Error::invalid(field, bad))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(Error::invalid(field, bad));
+    }
+    policy.check_url(&parsed).map_err(|refused| Error::invalid(field, format!("cannot send requests to this URL: {refused}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,11 @@
 //!   PagerDuty Events API v2 event (trigger / resolve with a dedup key), or an e-mail over SMTP.
 //!   A failure is recorded and retried with backoff (5 s doubling to 10 min) for a day; a
 //!   restart picks up where it stopped, since the outbox is in the database.
+//!
+//! Webhook, Slack and PagerDuty URLs are admin input, so they are sent to under the engine's
+//! target policy (`crate::outbound`): a URL whose host is, or resolves to, a refused address
+//! fails with the reason. Redirects are not followed: a signed POST is meant for the URL it was
+//! configured with, and Slack and PagerDuty never redirect; a 3xx answer is a failed delivery.
 
 use std::time::Duration;
 
@@ -52,11 +57,7 @@ pub fn spawn(engine: Engine, settings: AlertSettings, mut stopping: watch::Recei
         }
         let holder = format!("{}-{}", std::process::id(), rand::random::<u32>());
         let lease_ttl = (settings.interval * 3).max(Duration::from_secs(15)).as_millis() as i64;
-        let client = match reqwest::Client::builder()
-            .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(10))
-            .build()
-        {
+        let client = match client(engine.target_policy().clone()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "alerting cannot start");
@@ -100,7 +101,15 @@ pub fn spawn(engine: Engine, settings: AlertSettings, mut stopping: watch::Recei
     })
 }
 
-/// Sends every due notification once.
+/// The client deliveries use: the target policy applied to every address it connects to, and
+/// redirects not followed.
+pub fn client(policy: std::sync::Arc<engine::outbound::TargetPolicy>) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder().user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION"))).timeout(Duration::from_secs(10));
+    crate::outbound::client(policy, builder, crate::outbound::Redirects::None)
+}
+
+/// Sends every due notification once. `client` should be one from `client`: only it checks the
+/// addresses names resolve to (literal addresses are checked here either way).
 pub async fn dispatch(engine: &Engine, client: &reqwest::Client, settings: &AlertSettings) {
     dispatch_at(engine, client, settings, engine::now_ms()).await
 }
@@ -123,7 +132,7 @@ pub async fn dispatch_at(engine: &Engine, client: &reqwest::Client, settings: &A
             }
             continue;
         }
-        let outcome = deliver(client, settings, &n, &channel, &msg).await;
+        let outcome = deliver(client, settings, engine.target_policy(), &n, &channel, &msg).await;
         if outcome.is_err() {
             failed_channels.insert(channel.id);
         }
@@ -175,11 +184,26 @@ fn alert_lines(settings: &AlertSettings, msg: &Message) -> Vec<String> {
         .collect()
 }
 
-async fn deliver(client: &reqwest::Client, settings: &AlertSettings, n: &DueNotification, c: &AlertChannel, msg: &Message) -> Result<(), String> {
+async fn deliver(
+    client: &reqwest::Client,
+    settings: &AlertSettings,
+    targets: &engine::outbound::TargetPolicy,
+    n: &DueNotification,
+    c: &AlertChannel,
+    msg: &Message,
+) -> Result<(), String> {
+    if matches!(c.kind.as_str(), "webhook" | "slack" | "pagerduty") {
+        // Literal addresses reach no resolver: checked here (also catches channels saved
+        // before the policy existed, or under a more permissive one).
+        crate::outbound::check(targets, &c.url)?;
+    }
     let post = |url: &str, body: Vec<u8>| client.post(url).header("content-type", "application/json").body(body);
     let check = |r: Result<reqwest::Response, reqwest::Error>| async move {
         match r {
             Ok(resp) if resp.status().is_success() => Ok(()),
+            Ok(resp) if resp.status().is_redirection() => {
+                Err(format!("HTTP {} (redirects are not followed: give the channel the final URL)", resp.status().as_u16()))
+            }
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let text: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
@@ -187,7 +211,7 @@ async fn deliver(client: &reqwest::Client, settings: &AlertSettings, n: &DueNoti
             }
             Err(e) if e.is_timeout() => Err("no answer within 10 s".into()),
             // Without the URL: a Slack webhook URL is a credential, and errors are shown.
-            Err(e) => Err(format!("cannot connect: {}", e.without_url())),
+            Err(e) => Err(crate::outbound::error_text(e)),
         }
     };
     match c.kind.as_str() {

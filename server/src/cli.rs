@@ -91,6 +91,12 @@ pub struct IngestArgs {
     /// or smtp://host:25?tls=none… see docs/alerts.md.
     #[arg(long, env = "MODELWATCH_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
+    /// Let alert channels and scrape targets reach internal addresses: `all` (or `true`) for
+    /// loopback, private, CGNAT and other non-public ranges, or a comma-separated list of CIDRs,
+    /// e.g. `10.0.0.0/8,127.0.0.1/32`. Default: public addresses only. Link-local and cloud
+    /// metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254, …) are refused always.
+    #[arg(long, env = "MODELWATCH_ALLOW_PRIVATE_TARGETS", global = true)]
+    pub allow_private_targets: Option<String>,
     /// Sender of alert e-mails.
     #[arg(long, env = "MODELWATCH_SMTP_FROM", default_value = "Modelwatch <modelwatch@localhost>", global = true)]
     pub smtp_from: String,

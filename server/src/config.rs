@@ -31,6 +31,8 @@ pub struct Config {
     pub scrape: bool,
     /// Alert evaluation and delivery.
     pub alerts: crate::alerting::AlertSettings,
+    /// Which addresses alert channels and scrape targets may reach.
+    pub targets: engine::outbound::TargetPolicy,
 }
 
 impl Config {
@@ -76,6 +78,8 @@ impl Config {
         ingest.otlp.plain_spans = i.otlp_plain_spans == "keep";
         ingest.model_limits =
             engine::ingest::admission::ModelLimits { max_models: i.max_models, new_per_key_per_minute: i.max_new_models_per_key_per_minute };
+        let targets = engine::outbound::TargetPolicy::parse(i.allow_private_targets.as_deref().unwrap_or(""))
+            .map_err(|e| anyhow::anyhow!("MODELWATCH_ALLOW_PRIVATE_TARGETS / --allow-private-targets: {e}"))?;
         Ok(Config {
             listen: args.listen,
             database_url,
@@ -96,6 +100,7 @@ impl Config {
                 smtp_url: i.smtp_url.clone().filter(|u| !u.is_empty()),
                 smtp_from: i.smtp_from.clone(),
             },
+            targets,
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod keys;
 mod error;
+pub mod outbound;
 mod routes;
 pub mod scraper;
 pub mod startup;

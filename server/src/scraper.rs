@@ -6,12 +6,18 @@
 //! take effect without a restart. One fetch per target runs at a time; a slow target never holds
 //! up the others. With several server processes on one database, run the scraper in one of them
 //! (`--scrape off` in the others), or each scrapes every target.
+//!
+//! Target URLs are admin input: fetches obey the engine's target policy (`crate::outbound`:
+//! refused addresses, literal or resolved, fail with the reason; up to 5 redirects, each
+//! checked). A failed scrape's error shows the status and content type, never the page's text:
+//! otherwise any page the server can reach could be read through the error column.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::Engine;
+use engine::scrape::Page;
 use engine::types::ScrapeTarget;
 use futures_util::StreamExt;
 use tokio::sync::watch;
@@ -23,7 +29,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn spawn(engine: Engine, mut stopping: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder().user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION"))).build() {
+        let client = match client(engine.target_policy().clone()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "scraper cannot start");
@@ -63,10 +69,11 @@ pub fn spawn(engine: Engine, mut stopping: watch::Receiver<bool>) -> tokio::task
                 *due = now + Duration::from_secs(t.interval_secs.max(1) as u64);
                 running.lock().unwrap_or_else(|e| e.into_inner()).insert(t.id);
                 let (engine, client, running, target) = (engine.clone(), client.clone(), running.clone(), t.clone());
+                let policy = engine.target_policy().clone();
                 tokio::spawn(async move {
                     let started = engine::now_ms();
                     let timeout = MAX_TIMEOUT.min(Duration::from_secs(target.interval_secs.max(1) as u64));
-                    let fetched = fetch(&client, &target.url, timeout).await;
+                    let fetched = fetch(&client, &policy, &target.url, timeout).await;
                     if let Err(e) = &fetched {
                         tracing::debug!(url = %target.url, error = %e, "scrape failed");
                     }
@@ -80,19 +87,28 @@ pub fn spawn(engine: Engine, mut stopping: watch::Receiver<bool>) -> tokio::task
     })
 }
 
-/// The page at `url`, or why there is none.
-async fn fetch(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<String, String> {
+/// The client scrapes use: the target policy applied to every address it connects to and to
+/// every redirect.
+pub fn client(policy: std::sync::Arc<engine::outbound::TargetPolicy>) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder().user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")));
+    crate::outbound::client(policy, builder, crate::outbound::Redirects::Checked)
+}
+
+/// The page at `url`, or why there is none. Errors never quote the answer's body.
+pub async fn fetch(client: &reqwest::Client, policy: &engine::outbound::TargetPolicy, url: &str, timeout: Duration) -> Result<Page, String> {
+    let url = crate::outbound::check(policy, url)?;
     let resp = client
         .get(url)
         .header(reqwest::header::ACCEPT, "text/plain;version=0.0.4;q=1,*/*;q=0.1")
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| if e.is_timeout() { format!("no answer within {} s", timeout.as_secs()) } else { format!("cannot connect: {e}") })?;
+        .map_err(|e| if e.is_timeout() { format!("no answer within {} s", timeout.as_secs()) } else { crate::outbound::error_text(e) })?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("HTTP {}", status.as_u16()));
     }
+    let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let mut body = Vec::new();
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
@@ -102,5 +118,9 @@ async fn fetch(client: &reqwest::Client, url: &str, timeout: Duration) -> Result
         }
         body.extend_from_slice(&chunk);
     }
-    String::from_utf8(body).map_err(|_| "the page is not UTF-8 text".to_string())
+    let page = Page { status: status.as_u16(), content_type, text: String::new() };
+    match String::from_utf8(body) {
+        Ok(text) => Ok(Page { text, ..page }),
+        Err(_) => Err(format!("the page is not UTF-8 text ({})", page.describe())),
+    }
 }

@@ -50,7 +50,8 @@ impl Application {
     pub async fn build(config: &Config) -> Result<Application> {
         let engine = Engine::open_with(&config.database_url, &config.secret, AuthSettings::default(), config.ingest.clone())
             .await
-            .with_context(|| format!("cannot open the database ({})", redact_url(&config.database_url)))?;
+            .with_context(|| format!("cannot open the database ({})", redact_url(&config.database_url)))?
+            .with_target_policy(config.targets.clone());
         engine.ingest().recover_breakdowns().await.context("cannot rebuild breakdown rollups after an unclean stop")?;
         let listener = TcpListener::bind(config.listen)
             .await

@@ -303,7 +303,8 @@ async fn delivery_survives_a_down_receiver_and_a_restart_silence_and_ack() {
         engine::ingest::IngestSettings::default(),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .with_target_policy(common::loopback_allowed());
     *status.lock().unwrap() = 200;
     // Not due yet: nothing is sent before the backoff.
     modelwatch::alerting::dispatch(&restarted, &client, &settings).await;
@@ -732,4 +733,124 @@ async fn resolves_after_silences_and_disabling_acks_survive_escalation_clears() 
     let n = app.engine.list_notifications(&op, 100).await.unwrap();
     let last_two: Vec<&str> = n.iter().take(2).map(|x| x.event.as_str()).collect();
     assert_eq!(last_two, vec!["resolved", "firing"], "{n:?}");
+}
+
+// ----- outbound target policy (SSRF) ---------------------------------------------------------
+
+/// The JSON error of a refused server function call: (status, field, message).
+async fn refusal(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    (status, body["field"].as_str().unwrap_or("").to_string(), body["message"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_urls_to_internal_addresses_are_refused_with_the_field() {
+    let (url, _) = receiver(Arc::new(Mutex::new(200))).await;
+    let port = url.trim_start_matches("http://127.0.0.1:").split('/').next().unwrap().to_string();
+    let form = |kind: &'static str, url: String| {
+        let secret = if kind == "pagerduty" { "KEY" } else { "" };
+        vec![("name", format!("{kind} {url}")), ("kind", kind.to_string()), ("url", url), ("secret", secret.to_string())]
+    };
+    let call = |app: &TestApp, admin: &reqwest::Client, f: Vec<(&'static str, String)>| {
+        let (url, admin) = (app.url("/fn/create_channel"), admin.clone());
+        async move { admin.post(url).header("accept", "application/json").form(&f).send().await.unwrap() }
+    };
+
+    // The default configuration: public addresses only.
+    let strict = common::spawn_app_with(common::Backend::Sqlite, |c| c.targets = engine::outbound::TargetPolicy::default()).await.unwrap();
+    let admin = strict.admin().await;
+    for (kind, url) in [
+        ("webhook", url.clone()),
+        ("webhook", format!("http://localhost:{port}/hook")),
+        ("slack", format!("http://[::1]:{port}/hook")),
+        ("webhook", format!("http://0.0.0.0:{port}/hook")),
+        ("webhook", format!("http://2130706433:{port}/hook")),
+        ("slack", format!("http://127.1:{port}/hook")),
+        ("webhook", format!("http://[::ffff:127.0.0.1]:{port}/hook")),
+        ("pagerduty", format!("http://0x7f.1:{port}/hook")),
+        ("webhook", "http://10.0.0.1/hook".to_string()),
+        ("slack", "https://192.168.1.1/hook".to_string()),
+    ] {
+        let (status, field, message) = refusal(call(&strict, &admin, form(kind, url.clone())).await).await;
+        assert_eq!((status, field.as_str()), (422, "url"), "{kind} {url}: {message}");
+        assert!(message.contains("--allow-private-targets"), "{url}: the message says how to allow it: {message}");
+    }
+    for url in ["http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/", "http://[::ffff:169.254.169.254]/", "http://metadata.google.internal/"] {
+        let (status, field, message) = refusal(call(&strict, &admin, form("webhook", url.into())).await).await;
+        assert_eq!((status, field.as_str()), (422, "url"), "{url}: {message}");
+        assert!(message.contains("never"), "{url}: {message}");
+    }
+    assert!(strict.call_ok(&admin, "list_channels", &[]).await.as_array().unwrap().is_empty());
+
+    // Loopback allowed by configuration (the harness): accepted; other internal and metadata
+    // addresses are still refused.
+    let app = common::spawn_app(common::Backend::Sqlite).await.unwrap();
+    let admin = app.admin().await;
+    for (kind, url) in [("webhook", url.clone()), ("slack", format!("http://localhost:{port}/hook"))] {
+        let r = call(&app, &admin, form(kind, url.clone())).await;
+        assert_eq!(r.status(), 200, "{url}: {}", r.text().await.unwrap());
+    }
+    for url in ["http://169.254.169.254/", "http://10.0.0.1/hook", "http://[fe80::1]/hook"] {
+        let (status, field, message) = refusal(call(&app, &admin, form("webhook", url.into())).await).await;
+        assert_eq!((status, field.as_str()), (422, "url"), "{url}: {message}");
+    }
+
+    // Everything allowed: metadata still refused.
+    let open = common::spawn_app_with(common::Backend::Sqlite, |c| c.targets = engine::outbound::TargetPolicy::allow_all()).await.unwrap();
+    let admin = open.admin().await;
+    assert_eq!(call(&open, &admin, form("webhook", "http://10.0.0.1/hook".into())).await.status(), 200);
+    let (status, field, _) = refusal(call(&open, &admin, form("webhook", "http://169.254.169.254/".into())).await).await;
+    assert_eq!((status, field.as_str()), (422, "url"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_follow_no_redirects_and_check_addresses_when_sending() {
+    let app = common::spawn_app(common::Backend::Sqlite).await.unwrap();
+    let op = Principal::operator();
+    let (hook_url, got) = receiver(Arc::new(Mutex::new(200))).await;
+    // A receiver that redirects to the real one (an allowed address, even).
+    let target = hook_url.clone();
+    let redirector = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let target = target.clone();
+            async move { (axum::http::StatusCode::TEMPORARY_REDIRECT, [("location", target)]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, redirector).await.unwrap() });
+
+    let settings = modelwatch::alerting::AlertSettings { interval: Duration::ZERO, public_url: "https://mw.example".into(), smtp_url: None, smtp_from: "m <a@b.c>".into() };
+    let hook = channel(&app, "redirecting", "webhook", &redirect_url).await;
+    app.engine.test_channel(&op, hook.id).await.unwrap();
+    let client = modelwatch::alerting::client(app.engine.target_policy().clone()).unwrap();
+    modelwatch::alerting::dispatch(&app.engine, &client, &settings).await;
+    let n = &app.engine.list_notifications(&op, 10).await.unwrap()[0];
+    assert_eq!(n.last_error.as_deref(), Some("HTTP 307 (redirects are not followed: give the channel the final URL)"), "{n:?}");
+    assert!(got.lock().unwrap().is_empty(), "the redirect was not followed");
+
+    // A channel saved while loopback was allowed, delivered by a server that no longer allows
+    // it (e.g. the flag was removed): refused when sending, nothing reaches the receiver.
+    let direct = channel(&app, "direct", "webhook", &hook_url).await;
+    let strict = engine::Engine::open_with(
+        &app.database_url,
+        &engine::SecretKey::new(common::SECRET.to_vec()).unwrap(),
+        engine::AuthSettings::default(),
+        engine::ingest::IngestSettings::default(),
+    )
+    .await
+    .unwrap();
+    let id = strict.test_channel(&op, direct.id).await.unwrap();
+    let client = modelwatch::alerting::client(strict.target_policy().clone()).unwrap();
+    modelwatch::alerting::dispatch(&strict, &client, &settings).await;
+    let n = app.engine.list_notifications(&op, 10).await.unwrap().into_iter().find(|n| n.id == id).unwrap();
+    let error = n.last_error.clone().unwrap_or_default();
+    assert!(error.starts_with("refused: 127.0.0.1 is a loopback address") && error.contains("--allow-private-targets"), "{n:?}");
+    assert!(got.lock().unwrap().is_empty());
+
+    // The same delivery under the harness's policy arrives.
+    modelwatch::alerting::dispatch_at(&app.engine, &modelwatch::alerting::client(app.engine.target_policy().clone()).unwrap(), &settings, engine::now_ms() + 60_000).await;
+    assert_eq!(got.lock().unwrap().len(), 1);
 }

@@ -193,6 +193,8 @@ fn invalid_configuration_fails_with_a_message_that_says_what_to_fix() {
     check(&[("MODELWATCH_SECRET_KEY", "too-short")], "MODELWATCH_SECRET_KEY must be at least 32");
     check(&[("MODELWATCH_LISTEN", "not-an-address")], "invalid value 'not-an-address' for '--listen");
     check(&[("MODELWATCH_ADMIN_PASSWORD", "short")], "MODELWATCH_ADMIN_PASSWORD must be at least 8");
+    check(&[("MODELWATCH_ALLOW_PRIVATE_TARGETS", "10.0.0.0/8,bogus")], "\"bogus\" is not a CIDR range");
+    check(&[("MODELWATCH_ALLOW_PRIVATE_TARGETS", "169.254.169.254/32")], "never contacts");
     // An unreachable database names the problem, and the password in its URL is never echoed.
     let out = cmd(dir.path())
         .env("MODELWATCH_DATABASE_URL", "postgres://nobody:hunter2hunter2@127.0.0.1:1/none")

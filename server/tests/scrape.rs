@@ -145,3 +145,149 @@ async fn bad_targets_are_refused_with_the_field() {
     let t = wait_for(&app, &admin, "the connection error", |t| t["last_error"].as_str().is_some_and(|e| e.starts_with("cannot connect"))).await;
     assert!(t["last_success_ms"].is_null());
 }
+
+// ----- outbound target policy (SSRF) ---------------------------------------------------------
+
+/// A path a test server answers: status, content type, `location` header (if any) and body.
+type Route = (&'static str, u16, &'static str, Option<String>, &'static str);
+
+/// A server on `ip` answering each path as given; counts its hits.
+async fn serve_on(ip: &str, routes: Vec<Route>) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let mut app = axum::Router::new();
+    for (path, status, content_type, location, body) in routes {
+        let h = hits.clone();
+        app = app.route(
+            path,
+            axum::routing::get(move || {
+                let (h, location) = (h.clone(), location.clone());
+                async move {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let mut resp = axum::response::Response::new(axum::body::Body::from(body));
+                    *resp.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+                    resp.headers_mut().insert("content-type", content_type.parse().unwrap());
+                    if let Some(to) = location {
+                        resp.headers_mut().insert("location", to.parse().unwrap());
+                    }
+                    resp
+                }
+            }),
+        );
+    }
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrape_errors_show_status_and_content_type_never_the_page() {
+    let app = common::spawn_app(common::Backend::Sqlite).await.unwrap();
+    let admin = app.admin().await;
+    let html = "<html><head><title>Internal admin</title></head><body>api_key=SECRET-1234</body></html>\n";
+    let (base, hits) = serve_on("127.0.0.1", vec![("/metrics", 200, "text/html; charset=utf-8", None, html)]).await;
+    app.call_ok(&admin, "save_scrape_target", &[("model", "m"), ("url", &format!("{base}/metrics")), ("interval_secs", "1"), ("preset", "vllm"), ("enabled", "on")]).await;
+    let t = wait_for(&app, &admin, "the error", |t| t["last_error"].is_string()).await;
+    assert!(hits.load(Ordering::SeqCst) >= 1);
+    let error = t["last_error"].as_str().unwrap();
+    assert_eq!(error, "the page is not Prometheus text exposition (HTTP 200, content type text/html; charset=utf-8)");
+    for leaked in ["SECRET", "api_key", "Internal", "<html", "title"] {
+        assert!(!error.contains(leaked), "{leaked} in {error}");
+    }
+    let page = admin.get(app.url("/admin/scrape")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("SECRET-1234"), "the admin page shows no page text");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_scrape_targets_are_refused_unless_allowed() {
+    let (base, hits) = serve_on("127.0.0.1", vec![("/metrics", 200, "text/plain", None, PAGE1)]).await;
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let form = |url: String| vec![("model", "m".to_string()), ("url", url), ("interval_secs", "1".into()), ("preset", "vllm".into()), ("enabled", "on".into())];
+    let save = |app: &TestApp, admin: &reqwest::Client, f: Vec<(&'static str, String)>| {
+        let (url, admin) = (app.url("/fn/save_scrape_target"), admin.clone());
+        async move {
+            let r = admin.post(url).header("accept", "application/json").form(&f).send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            (status, body)
+        }
+    };
+
+    // Default configuration: refused when saved, in every spelling of the address.
+    let strict = common::spawn_app_with(common::Backend::Sqlite, |c| c.targets = engine::outbound::TargetPolicy::default()).await.unwrap();
+    let admin = strict.admin().await;
+    for url in [
+        format!("{base}/metrics"),
+        format!("http://localhost:{port}/metrics"),
+        format!("http://[::1]:{port}/metrics"),
+        format!("http://2130706433:{port}/metrics"),
+        format!("http://0x7f.1:{port}/metrics"),
+        format!("http://0.0.0.0:{port}/metrics"),
+        "http://10.0.0.1:8000/metrics".to_string(),
+        "http://100.64.0.1:8000/metrics".to_string(),
+    ] {
+        let (status, body) = save(&strict, &admin, form(url.clone())).await;
+        assert_eq!((status, body["field"].as_str()), (422, Some("url")), "{url}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("--allow-private-targets"), "{url}: {body}");
+    }
+    let (status, body) = save(&strict, &admin, form("http://169.254.169.254/latest/meta-data/".into())).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("url")), "{body}");
+    assert!(strict.call_ok(&admin, "list_scrape_targets", &[]).await.as_array().unwrap().is_empty());
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing was fetched");
+
+    // Allowed by configuration: scraped.
+    let allowed = common::spawn_app_with(common::Backend::Sqlite, |c| c.targets = engine::outbound::TargetPolicy::parse("127.0.0.1/32").unwrap()).await.unwrap();
+    let admin = allowed.admin().await;
+    let (status, body) = save(&allowed, &admin, form(format!("{base}/metrics"))).await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(&allowed, &admin, "a scrape", |t| t["last_success_ms"].is_i64()).await;
+    assert!(hits.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_and_names_are_checked_when_connecting() {
+    // Only 127.0.0.1 is allowed; a second "internal" server listens on 127.0.0.2.
+    let (inner, inner_hits) = serve_on("127.0.0.2", vec![("/metrics", 200, "text/plain", None, PAGE1)]).await;
+    let (base, hits) = serve_on(
+        "127.0.0.1",
+        vec![
+            ("/metrics", 200, "text/plain", None, PAGE1),
+            ("/moved", 302, "text/plain", Some("/metrics".to_string()), ""),
+            ("/elsewhere", 302, "text/plain", Some(format!("{inner}/metrics")), ""),
+            ("/metadata", 307, "text/plain", Some("http://169.254.169.254/latest/meta-data/".to_string()), ""),
+        ],
+    )
+    .await;
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let app = common::spawn_app_with(common::Backend::Sqlite, |c| c.targets = engine::outbound::TargetPolicy::parse("127.0.0.1/32").unwrap()).await.unwrap();
+    let admin = app.admin().await;
+
+    // A redirect from the allowed server to a refused address is not followed.
+    app.call_ok(&admin, "save_scrape_target", &[("model", "m"), ("url", &format!("{base}/elsewhere")), ("interval_secs", "1"), ("preset", "vllm"), ("enabled", "on")]).await;
+    let t = wait_for(&app, &admin, "the refusal", |t| t["last_error"].is_string()).await;
+    let error = t["last_error"].as_str().unwrap();
+    assert!(error.starts_with("refused: 127.0.0.2 is a loopback address"), "{error}");
+    assert_eq!(inner_hits.load(Ordering::SeqCst), 0, "the redirect was not followed");
+    assert!(hits.load(Ordering::SeqCst) >= 1);
+
+    // The scraper's client, used directly: redirects within allowed addresses are followed,
+    // those to metadata are not, and a name resolving to a refused address is not contacted.
+    let policy = app.engine.target_policy().clone();
+    let client = modelwatch::scraper::client(policy.clone()).unwrap();
+    let fetch = |url: String| {
+        let (client, policy) = (client.clone(), policy.clone());
+        async move { modelwatch::scraper::fetch(&client, &policy, &url, Duration::from_secs(5)).await }
+    };
+    assert_eq!(fetch(format!("{base}/moved")).await.unwrap().status, 200);
+    let error = fetch(format!("{base}/metadata")).await.unwrap_err();
+    assert!(error.starts_with("refused: 169.254.169.254 is a cloud metadata address"), "{error}");
+    let before = hits.load(Ordering::SeqCst);
+    let strict = std::sync::Arc::new(engine::outbound::TargetPolicy::default());
+    let strict_client = modelwatch::scraper::client(strict.clone()).unwrap();
+    let resolved = strict_client.get(format!("http://localhost:{port}/metrics")).send().await.unwrap_err();
+    let error = modelwatch::outbound::error_text(resolved);
+    assert!(error.starts_with("refused: localhost (127.0.0.1) is a loopback address"), "{error}");
+    assert_eq!(hits.load(Ordering::SeqCst), before, "nothing reached the server");
+    // The same name under the app's policy connects (to 127.0.0.1; ::1 is dropped).
+    assert_eq!(fetch(format!("http://localhost:{port}/metrics")).await.unwrap().status, 200);
+}

@@ -78,6 +78,8 @@ async fn spawn_app_configured(dir: tempfile::TempDir, database_url: String, twea
             smtp_url: None,
             smtp_from: "Modelwatch <alerts@modelwatch.test>".into(),
         },
+        // The tests' receivers and model servers listen on 127.0.0.1.
+        targets: loopback_allowed(),
     };
     tweak(&mut config);
     let app = Application::build(&config).await.expect("application starts");
@@ -85,6 +87,11 @@ async fn spawn_app_configured(dir: tempfile::TempDir, database_url: String, twea
     let engine = app.engine.clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp { addr, base: format!("http://{addr}"), engine, database_url, _dir: dir }
+}
+
+/// The harness's target policy: loopback allowed (every other internal address refused).
+pub fn loopback_allowed() -> engine::outbound::TargetPolicy {
+    engine::outbound::TargetPolicy::parse("127.0.0.0/8").unwrap()
 }
 
 impl TestApp {
