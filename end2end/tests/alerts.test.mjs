@@ -12,7 +12,8 @@ let hook;
 const received = [];
 
 before(async () => {
-  server = await startServer({ env: { MODELWATCH_ALERT_INTERVAL_SECS: '1' } });
+  // The webhook receiver is on loopback, which channels may reach only when allowed.
+  server = await startServer({ env: { MODELWATCH_ALERT_INTERVAL_SECS: '1', MODELWATCH_ALLOW_PRIVATE_TARGETS: '127.0.0.1/32' } });
   browser = await startBrowser();
   hook = createServer((req, res) => {
     let body = '';
