@@ -22,15 +22,21 @@ pub struct ModelLabel {
     pub model: String,
 }
 
-/// Per-model series, updated on every acknowledged batch.
-#[derive(Debug)]
-pub struct IngestMetrics {
+/// The per-model families (a clone shares the counts).
+#[derive(Debug, Clone)]
+struct ModelFamilies {
     requests: Family<ModelLabel, Counter>,
     errors: Family<ModelLabel, Counter>,
     input_tokens: Family<ModelLabel, Counter>,
     output_tokens: Family<ModelLabel, Counter>,
     cost: Family<ModelLabel, Counter<f64, AtomicU64>>,
     latency: Family<ModelLabel, Histogram, fn() -> Histogram>,
+}
+
+/// Per-model series, updated on every acknowledged batch.
+#[derive(Debug)]
+pub struct IngestMetrics {
+    models: ModelFamilies,
     pub accepted: Counter,
     pub rejected: Counter,
     /// Alerting: evaluation cycles, alerts firing after the last one, delivery outcomes.
@@ -48,12 +54,14 @@ fn latency_histogram() -> Histogram {
 impl Default for IngestMetrics {
     fn default() -> Self {
         IngestMetrics {
-            requests: Family::default(),
-            errors: Family::default(),
-            input_tokens: Family::default(),
-            output_tokens: Family::default(),
-            cost: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram),
+            models: ModelFamilies {
+                requests: Family::default(),
+                errors: Family::default(),
+                input_tokens: Family::default(),
+                output_tokens: Family::default(),
+                cost: Family::default(),
+                latency: Family::new_with_constructor(latency_histogram),
+            },
             accepted: Counter::default(),
             rejected: Counter::default(),
             alert_evaluations: Counter::default(),
@@ -75,20 +83,20 @@ impl IngestMetrics {
             output += f.output_tokens.unwrap_or(0).max(0) as u64;
             cost += f.cost_usd.unwrap_or(0.0).max(0.0);
         }
-        self.requests.get_or_create(&l).inc_by(facts.len() as u64);
+        self.models.requests.get_or_create(&l).inc_by(facts.len() as u64);
         if errors > 0 {
-            self.errors.get_or_create(&l).inc_by(errors);
+            self.models.errors.get_or_create(&l).inc_by(errors);
         }
         if input > 0 {
-            self.input_tokens.get_or_create(&l).inc_by(input);
+            self.models.input_tokens.get_or_create(&l).inc_by(input);
         }
         if output > 0 {
-            self.output_tokens.get_or_create(&l).inc_by(output);
+            self.models.output_tokens.get_or_create(&l).inc_by(output);
         }
         if cost > 0.0 {
-            self.cost.get_or_create(&l).inc_by(cost);
+            self.models.cost.get_or_create(&l).inc_by(cost);
         }
-        let latency = self.latency.get_or_create(&l);
+        let latency = self.models.latency.get_or_create(&l);
         for ms in facts.iter().filter_map(|f| f.latency_ms) {
             latency.observe(ms / 1000.0);
         }
@@ -108,25 +116,18 @@ impl IngestMetrics {
         r.register("ingest_stored_rows", "Log rows stored (after drop and sampling rules)", ConstCounter::new(w.rows_stored));
         match models {
             None => {
-                r.register(REQUESTS.0, REQUESTS.1, self.requests.clone());
-                r.register(ERRORS.0, ERRORS.1, self.errors.clone());
-                r.register(INPUT_TOKENS.0, INPUT_TOKENS.1, self.input_tokens.clone());
-                r.register(OUTPUT_TOKENS.0, OUTPUT_TOKENS.1, self.output_tokens.clone());
-                r.register(COST.0, COST.1, self.cost.clone());
-                r.register_with_unit(LATENCY.0, LATENCY.1, Unit::Seconds, self.latency.clone());
+                let f = self.models.clone();
+                r.register(REQUESTS.0, REQUESTS.1, f.requests);
+                r.register(ERRORS.0, ERRORS.1, f.errors);
+                r.register(INPUT_TOKENS.0, INPUT_TOKENS.1, f.input_tokens);
+                r.register(OUTPUT_TOKENS.0, OUTPUT_TOKENS.1, f.output_tokens);
+                r.register(COST.0, COST.1, f.cost);
+                r.register_with_unit(LATENCY.0, LATENCY.1, Unit::Seconds, f.latency);
             }
             Some(models) => {
                 let mut models: Vec<ModelLabel> = models.iter().map(|m| ModelLabel { model: m.clone() }).collect();
                 models.sort_by(|a, b| a.model.cmp(&b.model));
-                r.register_collector(Box::new(SomeModels {
-                    models,
-                    requests: self.requests.clone(),
-                    errors: self.errors.clone(),
-                    input_tokens: self.input_tokens.clone(),
-                    output_tokens: self.output_tokens.clone(),
-                    cost: self.cost.clone(),
-                    latency: self.latency.clone(),
-                }));
+                r.register_collector(Box::new(SomeModels { models, families: self.models.clone() }));
             }
         }
         r.register("alert_evaluations", "Alert evaluation cycles run by this process", self.alert_evaluations.clone());
@@ -153,12 +154,7 @@ const LATENCY: (&str, &str) = ("model_latency", "Request latency per model");
 #[derive(Debug)]
 struct SomeModels {
     models: Vec<ModelLabel>,
-    requests: Family<ModelLabel, Counter>,
-    errors: Family<ModelLabel, Counter>,
-    input_tokens: Family<ModelLabel, Counter>,
-    output_tokens: Family<ModelLabel, Counter>,
-    cost: Family<ModelLabel, Counter<f64, AtomicU64>>,
-    latency: Family<ModelLabel, Histogram, fn() -> Histogram>,
+    families: ModelFamilies,
 }
 
 impl SomeModels {
@@ -182,12 +178,13 @@ impl SomeModels {
 
 impl Collector for SomeModels {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        self.family(&mut encoder, REQUESTS, None, &self.requests)?;
-        self.family(&mut encoder, ERRORS, None, &self.errors)?;
-        self.family(&mut encoder, INPUT_TOKENS, None, &self.input_tokens)?;
-        self.family(&mut encoder, OUTPUT_TOKENS, None, &self.output_tokens)?;
-        self.family(&mut encoder, COST, None, &self.cost)?;
-        self.family(&mut encoder, LATENCY, Some(&Unit::Seconds), &self.latency)
+        let f = &self.families;
+        self.family(&mut encoder, REQUESTS, None, &f.requests)?;
+        self.family(&mut encoder, ERRORS, None, &f.errors)?;
+        self.family(&mut encoder, INPUT_TOKENS, None, &f.input_tokens)?;
+        self.family(&mut encoder, OUTPUT_TOKENS, None, &f.output_tokens)?;
+        self.family(&mut encoder, COST, None, &f.cost)?;
+        self.family(&mut encoder, LATENCY, Some(&Unit::Seconds), &f.latency)
     }
 }
 

@@ -3,16 +3,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::{TestApp, ADMIN_PASSWORD, SECRET};
-
-fn session_cookie(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("mw_session="))
-        .expect("session cookie set")
-}
+use common::{session_cookie, TestApp, ADMIN_PASSWORD, SECRET};
 
 fn token_of(cookie: &str) -> String {
     cookie.split(';').next().unwrap().trim_start_matches("mw_session=").to_string()

@@ -4,22 +4,8 @@
 
 mod common;
 
-use common::{TestApp, ADMIN_PASSWORD};
+use common::{session_token_of as token_of, TestApp, ADMIN_PASSWORD};
 use engine::Scope;
-
-fn token_of(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("mw_session="))
-        .expect("session cookie set")
-        .split(';')
-        .next()
-        .unwrap()
-        .trim_start_matches("mw_session=")
-        .to_string()
-}
 
 /// A plain client (no cookie store, no default Origin): each request says exactly what a test gives it.
 fn bare() -> reqwest::Client {

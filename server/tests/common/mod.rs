@@ -94,6 +94,21 @@ pub fn loopback_allowed() -> engine::outbound::TargetPolicy {
     engine::outbound::TargetPolicy::parse("127.0.0.0/8").unwrap()
 }
 
+/// The session cookie a login answer sets (`mw_session=…; HttpOnly; …`).
+pub fn session_cookie(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("mw_session="))
+        .expect("session cookie set")
+}
+
+/// The session token a login answer sets.
+pub fn session_token_of(resp: &reqwest::Response) -> String {
+    session_cookie(resp).split(';').next().unwrap().trim_start_matches("mw_session=").to_string()
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
