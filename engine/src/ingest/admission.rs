@@ -6,7 +6,7 @@
 //! which limit was met and how to raise it; the refusals are counted for the admin's warning.
 //! Models created by an admin in the UI are not limited.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -37,8 +37,9 @@ pub(crate) struct Admission {
     limits: ModelLimits,
     /// (number of models, when counted).
     count: Mutex<(i64, i64)>,
-    /// Per API key: (minute, new models registered in it).
-    per_key: Mutex<HashMap<i64, (i64, u32)>>,
+    /// Per API key: when it registered models in the last minute (a sliding window: a
+    /// batch that straddles a minute boundary gets no fresh allowance).
+    per_key: Mutex<HashMap<i64, VecDeque<i64>>>,
     refused: AtomicU64,
     last_refused_ms: AtomicI64,
     last_reason: Mutex<Option<String>>,
@@ -93,17 +94,17 @@ impl Admission {
                 ),
             ));
         }
-        let minute = now_ms.div_euclid(60_000);
+        let horizon = now_ms - 60_000;
         {
             let mut keys = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
             if keys.len() > 10_000 {
-                keys.retain(|_, (m, _)| *m == minute);
+                keys.retain(|_, times| times.back().is_some_and(|t| *t > horizon));
             }
-            let entry = keys.entry(key_id).or_insert((minute, 0));
-            if entry.0 != minute {
-                *entry = (minute, 0);
+            let times = keys.entry(key_id).or_default();
+            while times.front().is_some_and(|t| *t <= horizon) {
+                times.pop_front();
             }
-            if entry.1 >= self.limits.new_per_key_per_minute {
+            if times.len() >= self.limits.new_per_key_per_minute as usize {
                 drop(keys);
                 return Err(self.refuse(
                     field,
@@ -115,7 +116,7 @@ impl Admission {
                     ),
                 ));
             }
-            entry.1 += 1;
+            times.push_back(now_ms);
         }
         self.set_count(models + 1, now_ms);
         Ok(())
@@ -165,6 +166,8 @@ mod tests {
         let (field, message) = field_of(a.admit(1, "logs[2].model", t + 2, || async { Ok(2) }).await.unwrap_err());
         assert_eq!(field, "logs[2].model");
         assert!(message.contains("--max-new-models-per-key-per-minute"), "{message}");
+        // The minute is a sliding one: later in it (whatever the clock's minute) still refused.
+        assert!(a.admit(1, "logs[3].model", t + 59_000, || async { Ok(2) }).await.is_err());
         // Another key is not held back by the first.
         a.admit(2, "logs[0].model", t + 3, || async { Ok(2) }).await.unwrap();
         a.admit(1, "logs[0].model", t + 60_000, || async { Ok(3) }).await.unwrap();
@@ -175,7 +178,7 @@ mod tests {
         // A stale count is read again: models deleted meanwhile make room.
         a.admit(4, "logs[0].model", t + 70_000, || async { Ok(1) }).await.unwrap();
         let s = a.status(2);
-        assert_eq!((s.refused_records, s.last_refused_ms, s.max_models), (2, Some(t + 60_002), 5));
+        assert_eq!((s.refused_records, s.last_refused_ms, s.max_models), (3, Some(t + 60_002), 5));
         assert!(s.last_reason.unwrap().contains("--max-models"));
     }
 }
